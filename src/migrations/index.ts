@@ -1,0 +1,4 @@
+import { CreateJobLedger1764720000000 } from './1764720000000-CreateJobLedger';
+
+/** Every migration, in order. Listed by class so that bundled and test builds find them. */
+export const LEDGER_MIGRATIONS = [CreateJobLedger1764720000000];

@@ -1,0 +1,213 @@
+import { hostname } from 'node:os';
+
+/** The roles a process can run; `all` of them run in one process by default. */
+export const ROLES = ['api', 'worker', 'ledger'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface DatabaseConfig {
+  host: string;
+  port: number;
+  user: string;
+  /** Secret: never logged. */
+  password: string;
+  database: string;
+}
+
+export interface AppConfig {
+  redisUrl: string;
+  database: DatabaseConfig;
+  port: number;
+  roles: Role[];
+  /** Redis key prefix for every queue; give each deployment (and each test run) its own. */
+  queuePrefix: string;
+  /** Job types the worker role runs; `undefined` means every declared type. */
+  workerJobTypes: string[] | undefined;
+  workerConcurrency: number;
+  workerName: string;
+  shutdownTimeoutMs: number;
+  payloadLimitBytes: number;
+  eventsMaxLen: number;
+  dispatchGraceMs: number;
+  logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
+  /** Worker lock lifetime; a killed worker's job is retried this long after its last renewal. */
+  workerLockDurationMs: number;
+  /** How often workers look for jobs whose lock expired. */
+  workerStalledIntervalMs: number;
+  /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
+  diagnosticJobs: boolean;
+  /** Whether api and ledger processes apply pending migrations at start. */
+  runMigrations: boolean;
+}
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const DEFAULT_DATABASE_URL = 'mysql://root@127.0.0.1:3306/ledger_queue';
+const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
+
+/**
+ * Reads and validates the whole environment once. Every bad variable is named in one error, so
+ * an operator fixes them all in one go.
+ */
+export function loadAppConfig(env: Env = process.env): AppConfig {
+  const problems: string[] = [];
+  const reader = new EnvReader(env, problems);
+
+  const config: AppConfig = {
+    redisUrl: reader.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    database: reader.database('DATABASE_URL', DEFAULT_DATABASE_URL),
+    port: reader.integer('PORT', 3000, 0, 65535),
+    roles: reader.roles('ROLES'),
+    queuePrefix: reader.pattern('QUEUE_PREFIX', 'lq', /^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { }'),
+    workerJobTypes: reader.optionalList('WORKER_JOB_TYPES'),
+    workerConcurrency: reader.integer('WORKER_CONCURRENCY', 10, 1, 10_000),
+    workerName: env.WORKER_NAME ?? `${hostname()}:${process.pid}`,
+    shutdownTimeoutMs: reader.integer('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
+    payloadLimitBytes: reader.integer('PAYLOAD_LIMIT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
+    eventsMaxLen: reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000),
+    dispatchGraceMs: reader.integer('DISPATCH_GRACE_MS', 10_000, 100, 3_600_000),
+    logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
+    workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
+    workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
+    diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
+    runMigrations: reader.oneOf('RUN_MIGRATIONS', 'true', ['true', 'false']) === 'true',
+  };
+
+  if (problems.length > 0) {
+    throw new ConfigValidationError(problems);
+  }
+
+  return config;
+}
+
+class EnvReader {
+  constructor(
+    private readonly env: Env,
+    private readonly problems: string[],
+  ) {}
+
+  integer(key: string, fallback: number, min: number, max: number): number {
+    const raw = this.env[key];
+    if (raw === undefined || raw === '') {
+      return fallback;
+    }
+
+    const value = Number(raw);
+    if (!/^-?\d+$/.test(raw.trim()) || value < min || value > max) {
+      this.problems.push(`${key}=${raw}: expected an integer from ${min} to ${max}`);
+
+      return fallback;
+    }
+
+    return value;
+  }
+
+  oneOf<T extends string>(key: string, fallback: T, allowed: readonly T[]): T {
+    const raw = this.env[key];
+    if (raw === undefined || raw === '') {
+      return fallback;
+    }
+
+    if (!allowed.includes(raw as T)) {
+      this.problems.push(`${key}=${raw}: expected one of ${allowed.join(', ')}`);
+
+      return fallback;
+    }
+
+    return raw as T;
+  }
+
+  pattern(key: string, fallback: string, rule: RegExp, description: string): string {
+    const raw = this.env[key];
+    if (raw === undefined || raw === '') {
+      return fallback;
+    }
+
+    if (!rule.test(raw)) {
+      this.problems.push(`${key}=${raw}: expected 1 to 64 characters from ${description}`);
+
+      return fallback;
+    }
+
+    return raw;
+  }
+
+  optionalList(key: string): string[] | undefined {
+    const raw = this.env[key];
+    if (raw === undefined || raw.trim() === '' || raw.trim() === 'all') {
+      return undefined;
+    }
+
+    return raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0);
+  }
+
+  roles(key: string): Role[] {
+    const requested = this.optionalList(key);
+    if (requested === undefined) {
+      return [...ROLES];
+    }
+
+    const unknown = requested.filter((role) => !ROLES.includes(role as Role));
+    if (unknown.length > 0 || requested.length === 0) {
+      this.problems.push(
+        `${key}=${this.env[key]}: expected a comma-separated list of ${ROLES.join(', ')} or "all"`,
+      );
+
+      return [...ROLES];
+    }
+
+    return [...new Set(requested as Role[])];
+  }
+
+  url(key: string, fallback: string, protocols: string[]): string {
+    const raw = this.env[key] || fallback;
+    const parsed = this.parseUrl(key, raw);
+    if (parsed && !protocols.includes(parsed.protocol)) {
+      this.problems.push(`${key}: expected a URL starting with ${protocols.join(' or ')}//`);
+    }
+
+    return raw;
+  }
+
+  database(key: string, fallback: string): DatabaseConfig {
+    const raw = this.env[key] || fallback;
+    const parsed = this.parseUrl(key, raw);
+    const database = parsed ? decodeURIComponent(parsed.pathname.replace(/^\//, '')) : '';
+
+    if (parsed && !['mysql:', 'mariadb:'].includes(parsed.protocol)) {
+      this.problems.push(`${key}: expected mysql://user:password@host:port/database`);
+    }
+
+    if (parsed && !/^[A-Za-z0-9_]{1,64}$/.test(database)) {
+      this.problems.push(`${key}: expected a database name of letters, digits and _ after the host`);
+    }
+
+    return {
+      host: parsed?.hostname || '127.0.0.1',
+      port: parsed?.port ? Number(parsed.port) : 3306,
+      user: parsed ? decodeURIComponent(parsed.username) || 'root' : 'root',
+      password: parsed ? decodeURIComponent(parsed.password) : '',
+      database,
+    };
+  }
+
+  private parseUrl(key: string, raw: string): URL | undefined {
+    try {
+      return new URL(raw);
+    } catch {
+      // The value may hold a password, so it is not repeated in the message.
+      this.problems.push(`${key}: expected a URL, got something that does not parse as one`);
+
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,11 @@
+import { JobTypeDefinition } from '../queue/job-type.interface';
+
+/**
+ * Job types for tests, fault drills and the benchmark. They exist only where the configuration
+ * enables them (`DIAGNOSTIC_JOBS=true`), never by default.
+ */
+export const DIAGNOSTIC_JOB_TYPES: JobTypeDefinition[] = [
+  { name: 'diag_noop' },
+  { name: 'diag_sleep' },
+  { name: 'diag_fail', attempts: 3 },
+];

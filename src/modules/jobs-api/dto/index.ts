@@ -1,0 +1,2 @@
+export * from './enqueue-batch.dto';
+export * from './enqueue-job.dto';

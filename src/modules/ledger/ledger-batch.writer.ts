@@ -1,0 +1,196 @@
+import { EntityManager } from 'typeorm';
+
+import { JobStatus } from '../../entities/job-status';
+import { StreamPosition } from './event-stream.reader';
+import { LedgerRowState, TransitionRecord } from './transition-rules';
+
+/** Rows per multi-row statement; keeps well below the 65,535 placeholders a statement allows. */
+const ROWS_PER_STATEMENT = 1000;
+
+interface RowRecord {
+  id: string | number;
+  status: JobStatus;
+  attempt_count: number;
+  error_message: string | null;
+  worker: string | null;
+  run_at: Date | null;
+  dispatched_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date | null;
+  last_event_id: string | null;
+}
+
+interface CursorRecord {
+  queue_name: string;
+  last_event_id: string;
+  entries_read: string | number;
+  epoch: string;
+}
+
+/** Raised when another projector moved a cursor: this batch must be dropped and re-read. */
+export class CursorMovedError extends Error {
+  constructor(queue: string) {
+    super(`the ledger cursor of queue "${queue}" was moved by another projector`);
+    this.name = 'CursorMovedError';
+  }
+}
+
+/** The projector's SQL: read rows, write rows, history and cursors in one transaction. */
+export class LedgerBatchWriter {
+  async loadRows(manager: EntityManager, ids: number[]): Promise<Map<number, LedgerRowState>> {
+    const rows = new Map<number, LedgerRowState>();
+
+    for (const chunk of chunks(ids, ROWS_PER_STATEMENT)) {
+      const records = (await manager.query(
+        `SELECT id, status, attempt_count, error_message, worker, run_at, dispatched_at,
+                started_at, finished_at, last_event_id
+         FROM job_queue WHERE id IN (${placeholders(chunk.length)})`,
+        chunk,
+      )) as RowRecord[];
+
+      for (const record of records) {
+        const row = toRowState(record);
+        rows.set(row.id, row);
+      }
+    }
+
+    return rows;
+  }
+
+  async loadCursors(manager: EntityManager, queues: string[], lock = false): Promise<Map<string, CursorRecord>> {
+    if (queues.length === 0) {
+      return new Map();
+    }
+
+    const records = (await manager.query(
+      `SELECT queue_name, last_event_id, entries_read, epoch FROM ledger_cursor
+       WHERE queue_name IN (${placeholders(queues.length)}) ${lock ? 'FOR UPDATE' : ''}`,
+      queues,
+    )) as CursorRecord[];
+
+    return new Map(records.map((record) => [record.queue_name, record]));
+  }
+
+  /**
+   * Confirms, under a row lock, that the stored cursors are still the ones this batch was read
+   * from; otherwise another projector got there first.
+   */
+  async assertCursorsUnchanged(manager: EntityManager, expected: StreamPosition[]): Promise<void> {
+    const stored = await this.loadCursors(
+      manager,
+      expected.map((position) => position.queue),
+      true,
+    );
+
+    for (const position of expected) {
+      const record = stored.get(position.queue);
+      const storedCursor = record?.last_event_id ?? '0-0';
+      if (storedCursor !== position.cursor || (record && record.epoch !== position.epoch)) {
+        throw new CursorMovedError(position.queue);
+      }
+    }
+  }
+
+  async updateRows(manager: EntityManager, rows: LedgerRowState[]): Promise<void> {
+    for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
+      const values = chunk.flatMap((row) => [
+        row.id,
+        row.status,
+        row.attemptCount,
+        row.errorMessage,
+        row.worker,
+        row.runAt,
+        row.dispatchedAt,
+        row.startedAt,
+        row.finishedAt,
+        row.lastEventId,
+      ]);
+      const firstRow = `SELECT ? AS id, ? AS status, ? AS attempt_count, ? AS error_message,
+        ? AS worker, ? AS run_at, ? AS dispatched_at, ? AS started_at, ? AS finished_at,
+        ? AS last_event_id`;
+      const otherRows = ' UNION ALL SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?'.repeat(chunk.length - 1);
+
+      // One statement updates the whole chunk: a derived table of new values joined on id.
+      await manager.query(
+        `UPDATE job_queue j JOIN (${firstRow}${otherRows}) v ON j.id = v.id
+         SET j.status = v.status, j.attempt_count = v.attempt_count,
+             j.error_message = v.error_message, j.worker = v.worker, j.run_at = v.run_at,
+             j.dispatched_at = v.dispatched_at, j.started_at = v.started_at,
+             j.finished_at = v.finished_at, j.last_event_id = v.last_event_id`,
+        values,
+      );
+    }
+  }
+
+  async insertTransitions(manager: EntityManager, transitions: TransitionRecord[]): Promise<void> {
+    for (const chunk of chunks(transitions, ROWS_PER_STATEMENT)) {
+      const values = chunk.flatMap((record) => [
+        record.jobId,
+        record.fromStatus,
+        record.toStatus,
+        record.attempt,
+        record.errorMessage,
+        record.worker,
+        record.occurredAt,
+        record.source,
+        record.eventId,
+        record.note,
+      ]);
+
+      await manager.query(
+        `INSERT INTO job_queue_history
+           (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
+            event_id, note)
+         VALUES ${Array(chunk.length).fill(`(${placeholders(10)})`).join(', ')}`,
+        values,
+      );
+    }
+  }
+
+  async saveCursors(manager: EntityManager, positions: StreamPosition[]): Promise<void> {
+    if (positions.length === 0) {
+      return;
+    }
+
+    await manager.query(
+      `INSERT INTO ledger_cursor (queue_name, last_event_id, entries_read, epoch)
+       VALUES ${Array(positions.length).fill('(?, ?, ?, ?)').join(', ')}
+       ON DUPLICATE KEY UPDATE last_event_id = VALUES(last_event_id),
+         entries_read = VALUES(entries_read), epoch = VALUES(epoch)`,
+      positions.flatMap((position) => [
+        position.queue,
+        position.cursor,
+        position.entriesRead,
+        position.epoch,
+      ]),
+    );
+  }
+}
+
+function toRowState(record: RowRecord): LedgerRowState {
+  return {
+    id: Number(record.id),
+    status: record.status,
+    attemptCount: record.attempt_count,
+    errorMessage: record.error_message,
+    worker: record.worker,
+    runAt: record.run_at,
+    dispatchedAt: record.dispatched_at,
+    startedAt: record.started_at,
+    finishedAt: record.finished_at,
+    lastEventId: record.last_event_id,
+  };
+}
+
+export function placeholders(count: number): string {
+  return Array(count).fill('?').join(', ');
+}
+
+export function chunks<T>(items: T[], size: number): T[][] {
+  const result: T[][] = [];
+  for (let index = 0; index < items.length; index += size) {
+    result.push(items.slice(index, index + size));
+  }
+
+  return result;
+}

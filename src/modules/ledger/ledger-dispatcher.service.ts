@@ -1,0 +1,97 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import Redis from 'ioredis';
+import { DataSource, In } from 'typeorm';
+
+import { JobEntity } from '../../entities';
+import { JobDispatcher } from '../queue/job-dispatcher.service';
+import { QueueRegistry } from '../queue/queue-registry.service';
+import { createRedisClient } from '../queue/redis-connection';
+import { toBullJobId } from '../queue/queue.constants';
+import { DISPATCH_SCAN_LIMIT, LEDGER_MODULE_OPTIONS } from './ledger.constants';
+import { LedgerModuleOptions } from './ledger-module-options.interface';
+
+/**
+ * Sends rows that were committed but never reached Redis: the enqueuing process died between
+ * its commit and its send, or Redis refused the send. Runs in the ledger role.
+ */
+@Injectable()
+export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(LedgerDispatcher.name);
+  private readonly redis: Redis;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly registry: QueueRegistry,
+    private readonly dispatcher: JobDispatcher,
+    @Inject(LEDGER_MODULE_OPTIONS) private readonly options: LedgerModuleOptions,
+  ) {
+    this.redis = createRedisClient(registry.options.redisUrl);
+  }
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.dispatchUndispatched()
+        .catch((error: unknown) =>
+          this.logger.warn({ message: 'dispatch scan failed', error: String(error) }),
+        )
+        .finally(() => (this.running = undefined));
+    }, this.options.dispatchIntervalMs);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    this.redis.disconnect();
+  }
+
+  /**
+   * Sends every pending row older than the grace period that Redis does not hold. Returns how
+   * many were sent.
+   */
+  async dispatchUndispatched(): Promise<number> {
+    const candidates = await this.dataSource.query(
+      `SELECT id, job_type FROM job_queue
+       WHERE status = 'pending' AND dispatched_at IS NULL
+         AND created_at < NOW(3) - INTERVAL ? MICROSECOND
+       ORDER BY id LIMIT ?`,
+      [this.registry.options.dispatchGraceMs * 1000, DISPATCH_SCAN_LIMIT],
+    ) as Array<{ id: string | number; job_type: string }>;
+    if (candidates.length === 0) {
+      return 0;
+    }
+
+    const missing = await this.missingFromRedis(candidates.map((row) => ({ id: Number(row.id), jobType: row.job_type })));
+    if (missing.length === 0) {
+      return 0;
+    }
+
+    // Read the rows after asking Redis: a row that is still not finished now was not removed
+    // from Redis by the ledger, so its job is truly absent and sending it cannot run it twice.
+    const rows = await this.dataSource.getRepository(JobEntity).findBy({ id: In(missing), status: 'pending' });
+    const sent = await this.dispatcher.dispatch(rows);
+    if (sent > 0) {
+      this.logger.warn({ message: 'sent jobs that had not reached Redis', jobIds: rows.map((row) => row.id) });
+    }
+
+    return sent;
+  }
+
+  private async missingFromRedis(rows: Array<{ id: number; jobType: string }>): Promise<number[]> {
+    const pipeline = this.redis.pipeline();
+    for (const row of rows) {
+      pipeline.exists(this.registry.jobKey(row.jobType, toBullJobId(row.id)));
+    }
+    const results = (await pipeline.exec()) ?? [];
+
+    return rows.filter((_, index) => results[index]?.[1] === 0).map((row) => row.id);
+  }
+}

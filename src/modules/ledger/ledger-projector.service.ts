@@ -1,0 +1,428 @@
+import { randomUUID } from 'node:crypto';
+
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import Redis from 'ioredis';
+import { DataSource, EntityManager, QueryRunner } from 'typeorm';
+
+import { isTerminal } from '../../entities/job-status';
+import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
+import { QueueRegistry } from '../queue/queue-registry.service';
+import { createRedisClient } from '../queue/redis-connection';
+import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
+import { FinishedJobsCleaner } from './finished-jobs.cleaner';
+import { CursorMovedError, LedgerBatchWriter } from './ledger-batch.writer';
+import { epochMarkerKey, LEADERSHIP_RETRY_MS, LEDGER_MODULE_OPTIONS, PROJECTOR_LOCK_NAME } from './ledger.constants';
+import { LedgerModuleOptions } from './ledger-module-options.interface';
+import { LedgerRepairer } from './ledger-repairer';
+import { QueueEvent } from './queue-event';
+import { STREAM_START } from './stream-id';
+import { applyEvent, JobFacts, LedgerRowState, TransitionRecord } from './transition-rules';
+
+/** Counters for operators and the benchmark. */
+export interface ProjectorStats {
+  batches: number;
+  eventsRead: number;
+  transitionsRecorded: number;
+  repairs: number;
+  eventsWithoutRow: number;
+}
+
+interface BatchResult {
+  positions: StreamPosition[];
+  finishedByQueue: Map<string, string[]>;
+  transitions: number;
+}
+
+/**
+ * Mirrors every queue's BullMQ event stream into the ledger. Each batch of transitions is
+ * written with the new stream cursors in one transaction, so a crash replays from the last
+ * committed cursor and nothing is recorded twice. One projector is active at a time, elected by
+ * a MySQL named lock.
+ */
+@Injectable()
+export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(LedgerProjector.name);
+  private readonly redis: Redis;
+  private readonly blocking: Redis;
+  private readonly reader: EventStreamReader;
+  private readonly writer = new LedgerBatchWriter();
+  private readonly cleaner: FinishedJobsCleaner;
+  private readonly repairer: LedgerRepairer;
+  private positions: StreamPosition[] | undefined;
+  private leader: QueryRunner | undefined;
+  private leaderCheckedAt = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  readonly stats: ProjectorStats = {
+    batches: 0,
+    eventsRead: 0,
+    transitionsRecorded: 0,
+    repairs: 0,
+    eventsWithoutRow: 0,
+  };
+
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly registry: QueueRegistry,
+    @Inject(LEDGER_MODULE_OPTIONS) private readonly options: LedgerModuleOptions,
+  ) {
+    const url = registry.options.redisUrl;
+    this.redis = createRedisClient(url);
+    this.blocking = createRedisClient(url, true);
+    this.reader = new EventStreamReader(this.redis, this.blocking);
+    this.cleaner = new FinishedJobsCleaner(this.redis);
+    this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer);
+  }
+
+  onApplicationBootstrap(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.running = false;
+    // Ends a pending blocking read at once instead of waiting out its timeout.
+    this.blocking.disconnect();
+    await this.loop;
+    await this.releaseLeadership();
+    this.redis.disconnect();
+  }
+
+  /**
+   * Reads and records one batch. Returns how many events it read (0 when the streams had
+   * nothing new). Exposed for tests and operators; the loop calls it continuously.
+   */
+  async projectOnce(): Promise<number> {
+    this.positions ??= await this.loadPositions();
+    const reads = await this.reader.read(this.positions, this.options.batchSize);
+
+    for (const read of reads) {
+      if ((await this.repairIfEventsWereLost(read)) === 'reset') {
+        // The queue's stream began anew: read it from its start on the next step.
+        this.positions = undefined;
+
+        return 1;
+      }
+    }
+
+    const eventCount = reads.reduce((sum, read) => sum + read.events.length, 0);
+    if (eventCount > 0) {
+      await this.applyBatch(reads);
+    }
+
+    return eventCount;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+
+    while (this.running) {
+      try {
+        if (!(await this.ensureLeadership())) {
+          await sleep(LEADERSHIP_RETRY_MS);
+          continue;
+        }
+
+        const read = await this.projectOnce();
+        failures = 0;
+        if (read === 0 && this.running) {
+          await this.reader.waitForEvents(this.positions ?? [], this.options.idleBlockMs);
+        }
+      } catch (error) {
+        if (!this.running) {
+          break;
+        }
+
+        failures += 1;
+        this.positions = undefined;
+        this.logger.warn({
+          message: 'projector step failed; retrying from the stored cursors',
+          error: error instanceof Error ? error.message : String(error),
+          failures,
+        });
+        await sleep(Math.min(200 * 2 ** failures, 5000));
+      }
+    }
+  }
+
+  private async applyBatch(reads: StreamRead[]): Promise<void> {
+    const facts = await this.readFacts(reads);
+    const stalledEvents = await this.findStalledRetries(reads);
+
+    const result = await this.dataSource.transaction((manager) =>
+      this.recordBatch(manager, reads, facts, stalledEvents),
+    );
+
+    this.positions = result.positions;
+    this.stats.batches += 1;
+    this.stats.transitionsRecorded += result.transitions;
+
+    // Only after the commit: a job leaves Redis once the ledger holds its end.
+    for (const [queue, jobIds] of result.finishedByQueue) {
+      await this.cleaner.remove(`${this.registry.options.prefix}:${queue}:`, jobIds);
+    }
+  }
+
+  private async recordBatch(
+    manager: EntityManager,
+    reads: StreamRead[],
+    facts: Map<string, JobFacts>,
+    stalledEvents: Set<string>,
+  ): Promise<BatchResult> {
+    await this.writer.assertCursorsUnchanged(manager, reads.map((read) => read.position));
+
+    const rowIds = [...new Set(reads.flatMap((read) => read.events.map(eventRowId)))];
+    const rows = await this.writer.loadRows(manager, rowIds.filter((id): id is number => id !== undefined));
+    const changed = new Map<number, LedgerRowState>();
+    const transitions: TransitionRecord[] = [];
+    const finishedByQueue = new Map<string, string[]>();
+
+    for (const read of reads) {
+      for (const event of read.events) {
+        const row = rows.get(eventRowId(event) ?? 0);
+        if (!row) {
+          this.stats.eventsWithoutRow += event.jobId ? 1 : 0;
+          continue;
+        }
+
+        const outcome = applyEvent(row, event, facts.get(event.jobId ?? '') ?? {}, stalledEvents.has(event.id));
+        if (outcome.changed) {
+          changed.set(row.id, row);
+        }
+        if (outcome.transition) {
+          transitions.push(outcome.transition);
+          if (isTerminal(outcome.transition.toStatus)) {
+            const list = finishedByQueue.get(read.position.queue) ?? [];
+            list.push(toBullJobId(row.id));
+            finishedByQueue.set(read.position.queue, list);
+          }
+        }
+      }
+    }
+
+    const positions = reads.map((read) => advance(read));
+    await this.writer.updateRows(manager, [...changed.values()]);
+    await this.writer.insertTransitions(manager, transitions);
+    await this.writer.saveCursors(manager, positions.filter((p, i) => p !== reads[i].position));
+    this.stats.eventsRead += reads.reduce((sum, read) => sum + read.events.length, 0);
+
+    return { positions, finishedByQueue, transitions: transitions.length };
+  }
+
+  /** Redis facts that events leave out: who ran an attempt, and why a retried attempt failed. */
+  private async readFacts(reads: StreamRead[]): Promise<Map<string, JobFacts>> {
+    const wanted: Array<{ queue: string; jobId: string }> = [];
+    for (const read of reads) {
+      for (const event of read.events) {
+        if (event.jobId && needsFacts(event)) {
+          wanted.push({ queue: read.position.queue, jobId: event.jobId });
+        }
+      }
+    }
+
+    const pipeline = this.redis.pipeline();
+    for (const { queue, jobId } of wanted) {
+      pipeline.hmget(this.registry.jobKey(queue, jobId), 'pb', 'failedReason');
+    }
+    const results = wanted.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+
+    const facts = new Map<string, JobFacts>();
+    wanted.forEach(({ jobId }, index) => {
+      const [processedBy, failedReason] = (results[index]?.[1] as Array<string | null>) ?? [];
+      facts.set(jobId, { processedBy: processedBy ?? undefined, failedReason: failedReason ?? undefined });
+    });
+
+    return facts;
+  }
+
+  /**
+   * BullMQ writes `stalled` right after the `waiting` of a job whose worker was lost. Returns
+   * the ids of such `waiting` events, looking past the end of the batch where needed.
+   */
+  private async findStalledRetries(reads: StreamRead[]): Promise<Set<string>> {
+    const stalled = new Set<string>();
+
+    for (const read of reads) {
+      for (let index = 0; index < read.events.length; index++) {
+        const event = read.events[index];
+        if (event.event !== 'waiting' || event.fields.prev !== 'active') {
+          continue;
+        }
+
+        const next = read.events[index + 1] ?? (await this.reader.peekAfter(read.position, event.id));
+        if (next?.event === 'stalled' && next.jobId === event.jobId) {
+          stalled.add(event.id);
+        }
+      }
+    }
+
+    return stalled;
+  }
+
+  private async repairIfEventsWereLost(read: StreamRead): Promise<'reset' | 'repaired' | 'intact'> {
+    const { position, stream, marker } = read;
+
+    if (marker !== position.epoch) {
+      this.logger.warn({
+        message: 'Redis no longer holds this queue\'s events (restarted empty or flushed); repairing',
+        queue: position.queue,
+      });
+      await this.repairer.repairQueue(position.queue, 'Redis lost the queue events');
+      const reset = { ...position, cursor: STREAM_START, entriesRead: 0, epoch: randomUUID() };
+      await this.writer.saveCursors(this.dataSource.manager, [reset]);
+      await this.redis.set(position.markerKey, reset.epoch);
+      this.stats.repairs += 1;
+
+      return 'reset';
+    }
+
+    const trimmedBefore = stream.entriesAdded - stream.length;
+    if (stream.exists && position.entriesRead < trimmedBefore) {
+      this.logger.warn({
+        message: 'the event stream was trimmed past the ledger cursor; repairing from Redis state',
+        queue: position.queue,
+        missedEvents: trimmedBefore - position.entriesRead,
+      });
+      await this.repairer.repairQueue(position.queue, 'events trimmed before they were read');
+      // The events read in this step are the ones right after the trimmed part.
+      position.entriesRead = trimmedBefore;
+      await this.writer.saveCursors(this.dataSource.manager, [position]);
+      this.stats.repairs += 1;
+
+      return 'repaired';
+    }
+
+    return 'intact';
+  }
+
+  private async loadPositions(): Promise<StreamPosition[]> {
+    const queues = this.registry.jobTypes;
+    const stored = await this.writer.loadCursors(this.dataSource.manager, queues);
+    const positions = queues.map((queue): StreamPosition => {
+      const record = stored.get(queue);
+
+      return {
+        queue,
+        key: this.registry.eventsKey(queue),
+        markerKey: epochMarkerKey(this.registry.options.prefix, queue),
+        cursor: record?.last_event_id ?? STREAM_START,
+        entriesRead: Number(record?.entries_read ?? 0),
+        epoch: record?.epoch ?? randomUUID(),
+      };
+    });
+
+    const fresh = positions.filter((position) => !stored.has(position.queue));
+    if (fresh.length > 0) {
+      await this.writer.saveCursors(this.dataSource.manager, fresh);
+      for (const position of fresh) {
+        await this.redis.set(position.markerKey, position.epoch);
+      }
+    }
+
+    return positions;
+  }
+
+  private async ensureLeadership(): Promise<boolean> {
+    if (this.leader && Date.now() - this.leaderCheckedAt < 5000) {
+      return true;
+    }
+
+    try {
+      if (this.leader) {
+        const [{ mine }] = (await this.leader.query(
+          'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine',
+          [PROJECTOR_LOCK_NAME],
+        )) as Array<{ mine: number | string | null }>;
+        if (Number(mine) === 1) {
+          this.leaderCheckedAt = Date.now();
+
+          return true;
+        }
+        this.logger.warn({ message: 'projector lost its leadership lock' });
+        await this.releaseLeadership();
+      }
+
+      return await this.acquireLeadership();
+    } catch (error) {
+      this.logger.warn({ message: 'leadership check failed', error: String(error) });
+      await this.releaseLeadership();
+
+      return false;
+    }
+  }
+
+  private async acquireLeadership(): Promise<boolean> {
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    const [{ acquired }] = (await runner.query('SELECT GET_LOCK(?, 0) AS acquired', [
+      PROJECTOR_LOCK_NAME,
+    ])) as Array<{ acquired: number | string | null }>;
+
+    if (Number(acquired) !== 1) {
+      await runner.release();
+
+      return false;
+    }
+
+    this.leader = runner;
+    this.leaderCheckedAt = Date.now();
+    this.positions = undefined;
+    this.logger.log({ message: 'projector is the active ledger writer' });
+
+    return true;
+  }
+
+  private async releaseLeadership(): Promise<void> {
+    const runner = this.leader;
+    this.leader = undefined;
+    if (!runner) {
+      return;
+    }
+
+    try {
+      await runner.query('SELECT RELEASE_LOCK(?)', [PROJECTOR_LOCK_NAME]);
+    } catch {
+      // The connection is gone, and the lock with it.
+    }
+    await runner.release().catch(() => undefined);
+  }
+}
+
+function eventRowId(event: QueueEvent): number | undefined {
+  return event.jobId ? fromBullJobId(event.jobId) : undefined;
+}
+
+function needsFacts(event: QueueEvent): boolean {
+  return (
+    event.event === 'active' ||
+    event.event === 'delayed' ||
+    (event.event === 'waiting' && event.fields.prev === 'active')
+  );
+}
+
+function advance(read: StreamRead): StreamPosition {
+  const last = read.events[read.events.length - 1];
+  if (!last) {
+    return read.position;
+  }
+
+  return {
+    ...read.position,
+    cursor: last.id,
+    entriesRead: read.position.entriesRead + read.events.length,
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export { CursorMovedError };

@@ -1,0 +1,18 @@
+/** Most events read from one queue's stream per batch. */
+export const PROJECTOR_BATCH_SIZE = 2000;
+/** How long an idle projector blocks on the streams before looking again. */
+export const PROJECTOR_IDLE_BLOCK_MS = 1000;
+/** MySQL named lock that elects the one active projector. */
+export const PROJECTOR_LOCK_NAME = 'ledger_queue.projector';
+export const LEADERSHIP_RETRY_MS = 2000;
+/** Rows per chunk when the ledger repairs from the jobs' state in Redis. */
+export const REPAIR_CHUNK_SIZE = 500;
+/** How often the ledger dispatcher looks for rows that never reached Redis. */
+export const DISPATCH_SCAN_LIMIT = 500;
+
+export const LEDGER_MODULE_OPTIONS = Symbol('LEDGER_MODULE_OPTIONS');
+
+/** The Redis key whose value must match `ledger_cursor.epoch`; its loss means Redis lost data. */
+export function epochMarkerKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:ledger-epoch`;
+}

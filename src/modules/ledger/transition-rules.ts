@@ -1,0 +1,215 @@
+import { isTerminal, JobStatus } from '../../entities/job-status';
+import { TransitionSource } from '../../entities/job-transition.entity';
+import { QueueEvent } from './queue-event';
+import { compareStreamIds, streamIdTime } from './stream-id';
+
+/** The columns of a ledger row that the projector maintains. */
+export interface LedgerRowState {
+  id: number;
+  status: JobStatus;
+  attemptCount: number;
+  errorMessage: string | null;
+  worker: string | null;
+  runAt: Date | null;
+  dispatchedAt: Date | null;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  lastEventId: string | null;
+}
+
+/** What the event itself does not say, read from the job's hash in Redis. */
+export interface JobFacts {
+  processedBy?: string;
+  failedReason?: string;
+}
+
+export interface TransitionRecord {
+  jobId: number;
+  fromStatus: JobStatus | null;
+  toStatus: JobStatus;
+  attempt: number;
+  errorMessage: string | null;
+  worker: string | null;
+  occurredAt: Date;
+  source: TransitionSource;
+  eventId: string | null;
+  note: string | null;
+}
+
+export interface EventOutcome {
+  /** Whether the row must be written. */
+  changed: boolean;
+  transition?: TransitionRecord;
+}
+
+export const STALLED_MESSAGE =
+  'stalled: the worker stopped renewing the job lock (process killed or event loop blocked)';
+
+const UNCHANGED: EventOutcome = { changed: false };
+
+/**
+ * Applies one queue event to a row, in place. Events the row has already seen are ignored, and
+ * a terminal row never changes: replaying a stream is therefore harmless.
+ *
+ * @param followedByStall - for `waiting` after `active`: whether the next event of the job is
+ *   `stalled`, which tells a lost worker from a retry without backoff.
+ */
+export function applyEvent(
+  row: LedgerRowState,
+  event: QueueEvent,
+  facts: JobFacts,
+  followedByStall = false,
+): EventOutcome {
+  if (row.lastEventId !== null && compareStreamIds(event.id, row.lastEventId) <= 0) {
+    return UNCHANGED;
+  }
+
+  const at = streamIdTime(event.id);
+  const outcome = isTerminal(row.status) ? UNCHANGED : dispatchEvent(row, event, facts, at, followedByStall);
+  if (outcome.changed) {
+    row.lastEventId = event.id;
+  }
+
+  return outcome;
+}
+
+function dispatchEvent(
+  row: LedgerRowState,
+  event: QueueEvent,
+  facts: JobFacts,
+  at: Date,
+  followedByStall: boolean,
+): EventOutcome {
+  switch (event.event) {
+    case 'added':
+      return markDispatched(row, at);
+    case 'waiting':
+      return event.fields.prev === 'active'
+        ? returnToPending(row, event, at, followedByStall ? stallReason() : retryReason(facts))
+        : markDispatched(row, at);
+    case 'delayed':
+      return onDelayed(row, event, facts, at);
+    case 'active':
+      return onActive(row, event, facts, at);
+    case 'completed':
+      return finish(row, event, at, 'completed', null);
+    case 'failed':
+      return finish(row, event, at, 'failed', event.fields.failedReason ?? facts.failedReason ?? null);
+    default:
+      return UNCHANGED;
+  }
+}
+
+function markDispatched(row: LedgerRowState, at: Date): EventOutcome {
+  if (row.dispatchedAt !== null) {
+    return UNCHANGED;
+  }
+
+  row.dispatchedAt = at;
+
+  return { changed: true };
+}
+
+function onDelayed(row: LedgerRowState, event: QueueEvent, facts: JobFacts, at: Date): EventOutcome {
+  const until = Number(event.fields.delay);
+  const runAt = Number.isFinite(until) && until > 0 ? new Date(until) : row.runAt;
+
+  if (row.status === 'processing') {
+    row.runAt = runAt;
+
+    return returnToPending(row, event, at, retryReason(facts));
+  }
+
+  markDispatched(row, at);
+  row.runAt = runAt;
+
+  return { changed: true };
+}
+
+function onActive(row: LedgerRowState, event: QueueEvent, facts: JobFacts, at: Date): EventOutcome {
+  if (row.status !== 'pending') {
+    return UNCHANGED;
+  }
+
+  row.dispatchedAt ??= at;
+  row.attemptCount += 1;
+  row.startedAt = at;
+  row.finishedAt = null;
+  row.worker = facts.processedBy ?? null;
+
+  return { changed: true, transition: transition(row, event, at, 'pending', 'processing', null, null) };
+}
+
+interface PendingReason {
+  errorMessage: string | null;
+  note: string;
+}
+
+function returnToPending(
+  row: LedgerRowState,
+  event: QueueEvent,
+  at: Date,
+  reason: PendingReason,
+): EventOutcome {
+  if (row.status !== 'processing') {
+    return UNCHANGED;
+  }
+
+  row.status = 'pending';
+  row.errorMessage = reason.errorMessage;
+
+  return {
+    changed: true,
+    transition: transition(row, event, at, 'processing', 'pending', reason.errorMessage, reason.note),
+  };
+}
+
+function finish(
+  row: LedgerRowState,
+  event: QueueEvent,
+  at: Date,
+  to: 'completed' | 'failed',
+  errorMessage: string | null,
+): EventOutcome {
+  const from = row.status;
+  row.status = to;
+  row.finishedAt = at;
+  row.errorMessage = errorMessage;
+
+  const note = from === 'pending' ? 'finished without a recorded start' : null;
+
+  return { changed: true, transition: transition(row, event, at, from, to, errorMessage, note) };
+}
+
+function transition(
+  row: LedgerRowState,
+  event: QueueEvent,
+  at: Date,
+  from: JobStatus,
+  to: JobStatus,
+  errorMessage: string | null,
+  note: string | null,
+): TransitionRecord {
+  row.status = to;
+
+  return {
+    jobId: row.id,
+    fromStatus: from,
+    toStatus: to,
+    attempt: row.attemptCount,
+    errorMessage,
+    worker: row.worker,
+    occurredAt: at,
+    source: 'event',
+    eventId: event.id,
+    note,
+  };
+}
+
+function retryReason(facts: JobFacts): PendingReason {
+  return { errorMessage: facts.failedReason ?? null, note: 'attempt failed; will retry' };
+}
+
+function stallReason(): PendingReason {
+  return { errorMessage: STALLED_MESSAGE, note: 'stalled; moved back to wait' };
+}

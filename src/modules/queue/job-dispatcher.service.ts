@@ -1,0 +1,98 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { JobsOptions } from 'bullmq';
+
+import { JobEntity } from '../../entities';
+import { QueueRegistry } from './queue-registry.service';
+import { toBullJobId, toBullPriority } from './queue.constants';
+
+/**
+ * Sends ledger rows to their BullMQ queues. The BullMQ job id is derived from the row id, so a
+ * second send of a job that is still in Redis is a no-op.
+ */
+@Injectable()
+export class JobDispatcher {
+  private readonly logger = new Logger(JobDispatcher.name);
+
+  constructor(private readonly registry: QueueRegistry) {}
+
+  /**
+   * Sends rows that were committed at `committedAt` (a `performance.now()` reading), unless the
+   * grace period has passed: from then on only the ledger's dispatcher may send them, so that a
+   * late send here can never race with a re-send there. Returns how many were sent.
+   */
+  async dispatchFresh(rows: JobEntity[], committedAt: number): Promise<number> {
+    if (performance.now() - committedAt > this.registry.options.dispatchGraceMs / 2) {
+      this.logger.warn({ message: 'left jobs to the ledger dispatcher', jobIds: ids(rows) });
+
+      return 0;
+    }
+
+    return this.dispatch(rows);
+  }
+
+  /**
+   * Sends rows with `addBulk`, one call per job type. A refusal is logged, not thrown: the
+   * rows are already committed and the ledger's dispatcher sends them later.
+   */
+  async dispatch(rows: JobEntity[]): Promise<number> {
+    let sent = 0;
+
+    for (const [jobType, group] of groupByType(rows)) {
+      try {
+        await this.registry.queue(jobType).addBulk(group.map((row) => this.toBullJob(row)));
+        sent += group.length;
+      } catch (error) {
+        this.logger.warn({
+          message: 'Redis refused jobs; the ledger dispatcher will send them again',
+          jobType,
+          jobIds: ids(group),
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+
+    return sent;
+  }
+
+  private toBullJob(row: JobEntity): { name: string; data: unknown; opts: JobsOptions } {
+    const remainingDelay = row.runAt ? Math.max(0, row.runAt.getTime() - Date.now()) : 0;
+    const remainingAttempts = Math.max(1, row.maxAttempts - row.attemptCount);
+
+    return {
+      name: row.jobType,
+      data: JSON.parse(row.payload) as unknown,
+      opts: {
+        jobId: toBullJobId(row.id),
+        priority: toBullPriority(row.priority),
+        attempts: remainingAttempts,
+        backoff: row.backoffStrategy
+          ? {
+              type: row.backoffStrategy,
+              delay: row.backoffDelayMs ?? 0,
+              jitter: row.backoffJitter ?? 0,
+            }
+          : undefined,
+        delay: remainingDelay > 0 ? remainingDelay : undefined,
+        // Finished jobs stay in Redis until the ledger has recorded them; the ledger removes
+        // them. A job missing from Redis therefore always means it still has to be sent.
+        removeOnComplete: false,
+        removeOnFail: false,
+      },
+    };
+  }
+}
+
+function groupByType(rows: JobEntity[]): Map<string, JobEntity[]> {
+  const groups = new Map<string, JobEntity[]>();
+  for (const row of rows) {
+    const group = groups.get(row.jobType) ?? [];
+    group.push(row);
+    groups.set(row.jobType, group);
+  }
+
+  return groups;
+}
+
+function ids(rows: JobEntity[]): number[] {
+  return rows.map((row) => row.id);
+}

@@ -1,0 +1,24 @@
+import { JobTypeDefinition } from './job-type.interface';
+
+/** Settings of `QueueModule` that may come from configuration at run time. */
+export interface QueueConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]` */
+  redisUrl: string;
+  /** Redis key prefix of every queue. @defaultValue 'lq' */
+  prefix?: string;
+  /** Largest accepted payload, as JSON bytes. @defaultValue 262144 (256 KiB) */
+  payloadLimitBytes?: number;
+  /** Length each queue's event stream is trimmed to; the ledger repairs if it falls further behind. @defaultValue 100000 */
+  eventsMaxLen?: number;
+  /**
+   * How long after its commit a job may still be sent to Redis by the process that enqueued it.
+   * Older undispatched rows are left to the ledger's dispatcher, so that the two never race.
+   * @defaultValue 10000
+   */
+  dispatchGraceMs?: number;
+}
+
+/** Everything `QueueModule` needs, resolved. */
+export interface QueueModuleOptions extends Required<QueueConnectionOptions> {
+  jobTypes: JobTypeDefinition[];
+}

@@ -1,0 +1,34 @@
+/** Our priorities run from 0 (lowest) to this; BullMQ's own scale tops out one above it. */
+export const MAX_PRIORITY = 2_097_150;
+export const MAX_ATTEMPTS = 100;
+export const MAX_DELAY_MS = 366 * 24 * 60 * 60 * 1000;
+export const MAX_BACKOFF_DELAY_MS = 24 * 60 * 60 * 1000;
+export const MAX_BATCH_SIZE = 1000;
+export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
+
+export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
+
+/** BullMQ refuses all-digit job ids, so the ledger row id gets a prefix. */
+const BULL_JOB_ID_PREFIX = 'job-';
+
+export function toBullJobId(rowId: number): string {
+  return `${BULL_JOB_ID_PREFIX}${rowId}`;
+}
+
+export function fromBullJobId(bullJobId: string): number | undefined {
+  if (!bullJobId.startsWith(BULL_JOB_ID_PREFIX)) {
+    return undefined;
+  }
+
+  const rowId = Number(bullJobId.slice(BULL_JOB_ID_PREFIX.length));
+
+  return Number.isSafeInteger(rowId) && rowId > 0 ? rowId : undefined;
+}
+
+/**
+ * BullMQ runs a lower number first and puts priority 0 ahead of every prioritised job, so the
+ * mapping reverses our scale and never yields 0.
+ */
+export function toBullPriority(priority: number): number {
+  return MAX_PRIORITY + 1 - priority;
+}

@@ -1,0 +1,21 @@
+/** A producer's request that breaks a rule; nothing was written. */
+export class JobValidationError extends Error {
+  constructor(
+    /** The path of the offending field, such as `priority` or `jobs[3].payload`. */
+    readonly field: string,
+    /** What the field must be, in words. */
+    readonly rule: string,
+    got?: string,
+  ) {
+    super(`${field}: ${rule}${got === undefined ? '' : `, got ${got}`}`);
+    this.name = 'JobValidationError';
+  }
+}
+
+/** The ledger could not be written (database unreachable or refusing); nothing was sent to Redis. */
+export class LedgerUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super('the job ledger is unavailable; the job was not accepted', { cause });
+    this.name = 'LedgerUnavailableError';
+  }
+}

@@ -1,0 +1,98 @@
+import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
+
+import { AfterCommitDispatchSubscriber } from './after-commit-dispatch.subscriber';
+import { JobDispatcher } from './job-dispatcher.service';
+import { JobLedgerRepository } from './job-ledger.repository';
+import { JobTypeDefinition } from './job-type.interface';
+import { QueueRegistry } from './queue-registry.service';
+import { JOB_TYPE_PATTERN, MAX_ATTEMPTS, QUEUE_MODULE_OPTIONS } from './queue.constants';
+import { QueueConnectionOptions, QueueModuleOptions } from './queue-module-options.interface';
+import { QueueService } from './queue.service';
+
+/** `QueueModule.forRootAsync` options: the catalogue is code, the connection may be config. */
+export interface QueueModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  jobTypes: JobTypeDefinition[];
+  inject?: Array<string | symbol | (abstract new (...args: never[]) => unknown)>;
+  useFactory: (...args: never[]) => QueueConnectionOptions | Promise<QueueConnectionOptions>;
+}
+
+const PROVIDERS = [
+  QueueRegistry,
+  JobLedgerRepository,
+  JobDispatcher,
+  AfterCommitDispatchSubscriber,
+  QueueService,
+];
+
+/**
+ * Import once in the root module to inject `QueueService`. Needs a TypeORM connection whose
+ * entities include `LEDGER_ENTITIES`.
+ */
+@Global()
+@Module({})
+export class QueueModule {
+  static forRoot(options: QueueConnectionOptions & { jobTypes: JobTypeDefinition[] }): DynamicModule {
+    return QueueModule.build([
+      { provide: QUEUE_MODULE_OPTIONS, useValue: resolveOptions(options, options.jobTypes) },
+    ]);
+  }
+
+  static forRootAsync(options: QueueModuleAsyncOptions): DynamicModule {
+    const optionsProvider: Provider = {
+      provide: QUEUE_MODULE_OPTIONS,
+      inject: options.inject ?? [],
+      useFactory: async (...args: never[]) =>
+        resolveOptions(await options.useFactory(...args), options.jobTypes),
+    };
+
+    return { ...QueueModule.build([optionsProvider]), imports: options.imports ?? [] };
+  }
+
+  private static build(optionProviders: Provider[]): DynamicModule {
+    return {
+      module: QueueModule,
+      providers: [...optionProviders, ...PROVIDERS],
+      exports: [QUEUE_MODULE_OPTIONS, ...PROVIDERS],
+    };
+  }
+}
+
+function resolveOptions(
+  connection: QueueConnectionOptions,
+  jobTypes: JobTypeDefinition[],
+): QueueModuleOptions {
+  assertCatalogue(jobTypes);
+
+  return {
+    redisUrl: connection.redisUrl,
+    prefix: connection.prefix ?? 'lq',
+    payloadLimitBytes: connection.payloadLimitBytes ?? 256 * 1024,
+    eventsMaxLen: connection.eventsMaxLen ?? 100_000,
+    dispatchGraceMs: connection.dispatchGraceMs ?? 10_000,
+    jobTypes,
+  };
+}
+
+/** A wrong catalogue is a programming error: refuse to boot, saying what to fix. */
+function assertCatalogue(jobTypes: JobTypeDefinition[]): void {
+  const seen = new Set<string>();
+
+  for (const definition of jobTypes) {
+    if (!JOB_TYPE_PATTERN.test(definition.name)) {
+      throw new Error(
+        `Job type "${definition.name}": expected lower-case letters, digits and _ (max 100), starting with a letter`,
+      );
+    }
+
+    if (seen.has(definition.name)) {
+      throw new Error(`Job type "${definition.name}" is declared twice; declare each type once`);
+    }
+
+    const attempts = definition.attempts ?? 1;
+    if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_ATTEMPTS) {
+      throw new Error(`Job type "${definition.name}": attempts must be an integer from 1 to ${MAX_ATTEMPTS}`);
+    }
+
+    seen.add(definition.name);
+  }
+}

@@ -1,0 +1,4 @@
+export * from './job-context.interface';
+export * from './job-handler.decorator';
+export * from './unrecoverable-job.error';
+export * from './worker.module';

@@ -1,0 +1,153 @@
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+} from '@nestjs/common';
+import { Job, UnrecoverableError, Worker } from 'bullmq';
+
+import { fromBullJobId } from '../queue/queue.constants';
+import { HandlerRegistry } from './handler-registry.service';
+import { MAX_ERROR_MESSAGE_LENGTH, WORKER_MODULE_OPTIONS } from './worker.constants';
+import { WorkerModuleOptions } from './worker-module-options.interface';
+
+/**
+ * Runs one BullMQ worker per configured job type and hands each job to its `@JobHandler`. It
+ * needs no database: the ledger learns every transition from the queues' event streams.
+ */
+@Injectable()
+export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(JobWorkerProcessor.name);
+  private readonly workers: Worker[] = [];
+  private readonly shutdown = new AbortController();
+
+  constructor(
+    @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
+    private readonly handlers: HandlerRegistry,
+  ) {}
+
+  get jobTypes(): string[] {
+    return this.options.run ?? this.options.catalogue.map((definition) => definition.name);
+  }
+
+  onApplicationBootstrap(): void {
+    this.assertKnownTypes();
+    this.handlers.assertExactlyOneHandler(this.jobTypes);
+
+    for (const jobType of this.jobTypes) {
+      this.workers.push(this.startWorker(jobType));
+    }
+
+    this.logger.log({ message: 'workers started', jobTypes: this.jobTypes });
+  }
+
+  /** Stops taking jobs, lets running ones finish within the timeout, then abandons them. */
+  async beforeApplicationShutdown(): Promise<void> {
+    const graceful = Promise.all(this.workers.map((worker) => worker.close()));
+    const timedOut = await Promise.race([
+      graceful.then(() => false),
+      delay(this.options.shutdownTimeoutMs).then(() => true),
+    ]);
+
+    if (timedOut) {
+      // Abandoned jobs keep their lock until it expires; then BullMQ retries them as stalled.
+      this.logger.warn({ message: 'shutdown timeout: abandoning running jobs' });
+      this.shutdown.abort();
+      await Promise.all(this.workers.map((worker) => worker.close(true)));
+    }
+  }
+
+  private startWorker(jobType: string): Worker {
+    const definition = this.options.catalogue.find((type) => type.name === jobType);
+    const worker = new Worker(jobType, (job) => this.process(jobType, job), {
+      connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
+      prefix: this.options.prefix,
+      concurrency: definition?.concurrency ?? this.options.concurrency,
+      name: this.options.workerName,
+      lockDuration: this.options.lockDurationMs,
+      stalledInterval: this.options.stalledIntervalMs,
+    });
+
+    worker.on('error', (error) =>
+      this.logger.error({ message: 'worker error', jobType, error: error.message }),
+    );
+    worker.on('failed', (job, error) => this.logFailure(jobType, job, error));
+
+    return worker;
+  }
+
+  private async process(jobType: string, job: Job): Promise<unknown> {
+    const started = performance.now();
+    const fields = {
+      jobType,
+      jobId: fromBullJobId(job.id ?? ''),
+      attempt: job.attemptsMade + 1,
+      maxAttempts: job.opts.attempts ?? 1,
+    };
+    this.logger.debug({ message: 'job started', ...fields });
+
+    try {
+      const result = await this.handlers.handlerFor(jobType)(job.data, {
+        id: fields.jobId ?? 0,
+        jobType,
+        attempt: fields.attempt,
+        maxAttempts: fields.maxAttempts,
+        signal: this.shutdown.signal,
+      });
+      this.logger.log({ message: 'job completed', ...fields, durationMs: elapsed(started) });
+
+      return result;
+    } catch (error) {
+      throw boundedError(error);
+    }
+  }
+
+  private logFailure(jobType: string, job: Job | undefined, error: Error): void {
+    const attempt = job?.attemptsMade ?? 0;
+    const maxAttempts = job?.opts.attempts ?? 1;
+    const final = attempt >= maxAttempts || error instanceof UnrecoverableError;
+    const fields = {
+      message: final ? 'job failed' : 'job attempt failed; will retry',
+      jobType,
+      jobId: job?.id ? fromBullJobId(job.id) : undefined,
+      attempt,
+      maxAttempts,
+      error: error.message,
+    };
+
+    if (final) {
+      this.logger.error({ ...fields, stack: error.stack });
+    } else {
+      this.logger.warn(fields);
+    }
+  }
+
+  private assertKnownTypes(): void {
+    const known = new Set(this.options.catalogue.map((definition) => definition.name));
+    const unknown = this.jobTypes.filter((jobType) => !known.has(jobType));
+    if (unknown.length > 0) {
+      throw new Error(
+        `WORKER_JOB_TYPES names undeclared job types: ${unknown.join(', ')}; expected some of ${[...known].join(', ')}`,
+      );
+    }
+  }
+}
+
+/** Handlers may throw anything; BullMQ records `message`, so make it an Error of bounded size. */
+function boundedError(thrown: unknown): Error {
+  const error = thrown instanceof Error ? thrown : new Error(`non-Error thrown: ${String(thrown)}`);
+  if (error.message.length > MAX_ERROR_MESSAGE_LENGTH) {
+    error.message = `${error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…`;
+  }
+
+  return error;
+}
+
+function elapsed(started: number): number {
+  return Math.round(performance.now() - started);
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -1,0 +1,2 @@
+/** Each test file drops its own database and Redis keys; nothing is shared to clean here. */
+export default function globalTeardown(): void {}

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+
+import { INestApplication, Type } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import Redis from 'ioredis';
+import { createConnection } from 'mysql2/promise';
+import { DataSource } from 'typeorm';
+
+import { AppModule, AppModuleOptions } from '../../src/app.module';
+import { AppConfig, loadAppConfig, Role } from '../../src/modules/config/app-config';
+import { prepareDatabase } from '../../src/modules/database/prepare-database';
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const TEST_MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
+
+/** A database and a Redis prefix of this test file's own, created and removed with it. */
+export interface TestEnvironment {
+  databaseName: string;
+  prefix: string;
+  config(overrides?: Partial<AppConfig> & { roles?: Role[] }): AppConfig;
+  /** The environment variables a spawned process needs to join this environment. */
+  env(extra?: Record<string, string>): Record<string, string>;
+  redis: Redis;
+  cleanup(): Promise<void>;
+}
+
+export async function createTestEnvironment(label: string): Promise<TestEnvironment> {
+  const suffix = `${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const databaseName = `lq_test_${suffix}`;
+  const prefix = `lqtest-${suffix}`;
+  const baseEnv = {
+    REDIS_URL: TEST_REDIS_URL,
+    DATABASE_URL: `${TEST_MYSQL_URL}/${databaseName}`,
+    QUEUE_PREFIX: prefix,
+    LOG_LEVEL: 'warn',
+  };
+
+  const config = (overrides: Partial<AppConfig> = {}): AppConfig => ({
+    ...loadAppConfig(baseEnv),
+    ...overrides,
+  });
+  await prepareDatabase(config());
+
+  const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 3 });
+
+  return {
+    databaseName,
+    prefix,
+    config,
+    env: (extra = {}) => ({ ...baseEnv, ...extra }),
+    redis,
+    cleanup: async () => {
+      await deleteKeys(redis, `${prefix}:*`);
+      redis.disconnect();
+      await dropDatabase(databaseName);
+    },
+  };
+}
+
+/** Starts a Nest application with the given roles inside a test environment. */
+export async function startApp(
+  environment: TestEnvironment,
+  options: Omit<AppModuleOptions, 'config'> & { roles?: Role[]; config?: Partial<AppConfig> } = {},
+): Promise<INestApplication> {
+  const { roles, config: overrides, ...rest } = options;
+  const config = environment.config({ ...overrides, ...(roles ? { roles } : {}) });
+  const moduleRef = await Test.createTestingModule({
+    imports: [AppModule.forRoles({ ...rest, config })],
+  }).compile();
+
+  const app = moduleRef.createNestApplication({ logger: ['error', 'warn'] });
+  app.enableShutdownHooks();
+  await app.init();
+
+  return app;
+}
+
+export function dataSourceOf(app: INestApplication): DataSource {
+  return app.get(DataSource);
+}
+
+export function getService<T>(app: INestApplication, type: Type<T>): T {
+  return app.get(type, { strict: false });
+}
+
+/** Polls `probe` until it returns a truthy value, failing with `what` after `timeoutMs`. */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value) {
+        return value;
+      }
+    } catch (error) {
+      last = error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) {
+      await redis.del(...keys);
+    }
+  } while (cursor !== '0');
+}
+
+async function dropDatabase(name: string): Promise<void> {
+  const url = new URL(TEST_MYSQL_URL);
+  const connection = await createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username) || 'root',
+    password: decodeURIComponent(url.password),
+  });
+  try {
+    await connection.query(`DROP DATABASE IF EXISTS \`${name}\``);
+  } finally {
+    await connection.end();
+  }
+}
