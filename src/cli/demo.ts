@@ -12,6 +12,7 @@ import { AppConfig, loadAppConfig } from '../modules/config/app-config';
 import { logLevelsFrom } from '../modules/config/log-levels';
 import { prepareDatabase } from '../modules/database/prepare-database';
 import { QueueService } from '../modules/queue/queue.service';
+import { createRedisClient } from '../modules/queue/redis-connection';
 import { SAMPLE_JOB } from '../modules/sample-jobs/sample-jobs.constants';
 
 const DEADLINE_MS = 30_000;
@@ -83,6 +84,7 @@ async function main(): Promise<number> {
     return await runDemo(app, config, started);
   } finally {
     await app.close();
+    await removeRunKeys(config);
   }
 }
 
@@ -126,13 +128,36 @@ async function runDemo(
   return problems.length === 0 ? 0 : 1;
 }
 
+/** The run's key prefix is its own, so once the app has closed every key under it can go. */
+async function removeRunKeys(config: AppConfig): Promise<void> {
+  const redis = createRedisClient(config.redisUrl);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(
+        cursor,
+        'MATCH',
+        `${config.queuePrefix}:*`,
+        'COUNT',
+        500,
+      );
+      cursor = next;
+      if (keys.length > 0) {
+        await redis.unlink(...keys);
+      }
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** Where the demo ran; the database password is never shown. */
 function describeTarget(config: AppConfig): string {
   const redis = new URL(config.redisUrl);
   const { host, port, database } = config.database;
 
   return (
-    `Demo against Redis ${redis.hostname}:${redis.port || 6379} (key prefix ${config.queuePrefix})` +
+    `Demo against Redis ${redis.hostname}:${redis.port || 6379} (key prefix ${config.queuePrefix}, removed afterwards)` +
     ` and database ${database} at ${host}:${port}`
   );
 }
