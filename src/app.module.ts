@@ -66,6 +66,7 @@ function queueOptions(config: AppConfig) {
     payloadLimitBytes: config.payloadLimitBytes,
     eventsMaxLen: config.eventsMaxLen,
     dispatchGraceMs: config.dispatchGraceMs,
+    dispatchTimeoutMs: config.dispatchTimeoutMs,
   };
 }
 

@@ -3,7 +3,10 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 
+import { NestExpressApplication } from '@nestjs/platform-express';
+
 import { AppModule } from './app.module';
+import { jsonBodyLimitBytes } from './modules/jobs-api/jobs-api.constants';
 import { loadAppConfig } from './modules/config/app-config';
 import { prepareDatabase } from './modules/database/prepare-database';
 import { logLevelsFrom } from './modules/config/log-levels';
@@ -15,9 +18,11 @@ async function bootstrap(): Promise<void> {
     await prepareDatabase(config);
   }
 
-  const app = await NestFactory.create(AppModule.forRoles({ config }), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoles({ config }), {
     logger: logLevelsFrom(config.logLevel),
   });
+  // Nest's default JSON limit (100 kB) is below the payload limit; set it before listening.
+  app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
   app.enableShutdownHooks();
 
   if (config.roles.includes('api')) {

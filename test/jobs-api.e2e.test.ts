@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Test } from '@nestjs/testing';
 import request from 'supertest';
@@ -17,7 +18,9 @@ async function startApiApp(env: TestEnvironment): Promise<NestExpressApplication
     imports: [AppModule.forRoles({ config })],
   }).compile();
 
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ logger: ['error', 'warn'] });
+  const app = moduleRef.createNestApplication<NestExpressApplication>({
+    logger: ['error', 'warn'],
+  });
   app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
   app.enableShutdownHooks();
   await app.init();
@@ -44,9 +47,9 @@ describe('jobs API', () => {
   const http = () => request(app.getHttpServer());
 
   async function countRows(): Promise<number> {
-    const [{ n }] = await app.get(DataSource).query<Array<{ n: string | number }>>(
-      'SELECT COUNT(*) AS n FROM job_queue',
-    );
+    const [{ n }] = await app
+      .get(DataSource)
+      .query<Array<{ n: string | number }>>('SELECT COUNT(*) AS n FROM job_queue');
 
     return Number(n);
   }
@@ -130,29 +133,95 @@ describe('jobs API', () => {
 
   describe('when a job breaks a rule', () => {
     it.each([
-      ['an unknown job type, suggesting the close one', { jobType: 'email_dispach' }, 'jobType', 'did you mean "email_dispatch"?'],
+      [
+        'an unknown job type, suggesting the close one',
+        { jobType: 'email_dispach' },
+        'jobType',
+        'did you mean "email_dispatch"?',
+      ],
       ['a job type that is not a string', { jobType: 42 }, 'jobType', 'jobType must be a string'],
-      ['a negative priority', { priority: -1 }, 'priority', 'expected an integer from 0 to 2097150, got -1'],
+      [
+        'a negative priority',
+        { priority: -1 },
+        'priority',
+        'expected an integer from 0 to 2097150, got -1',
+      ],
       ['a fractional priority', { priority: 1.5 }, 'priority', 'priority must be an integer'],
       ['a priority past the top', { priority: 3_000_000 }, 'priority', 'got 3000000'],
-      ['a priority given as a word', { priority: 'high' }, 'priority', 'priority must be an integer'],
-      ['no attempt at all', { attempts: 0 }, 'attempts', 'expected an integer from 1 to 100, got 0'],
+      [
+        'a priority given as a word',
+        { priority: 'high' },
+        'priority',
+        'priority must be an integer',
+      ],
+      [
+        'no attempt at all',
+        { attempts: 0 },
+        'attempts',
+        'expected an integer from 1 to 100, got 0',
+      ],
       ['too many attempts', { attempts: 101 }, 'attempts', 'got 101'],
       ['a negative delay', { delayMs: -5 }, 'delayMs', 'got -5'],
-      ['an unknown backoff strategy', { backoff: { strategy: 'linear', delayMs: 100 } }, 'backoff.strategy', 'expected one of fixed, exponential'],
-      ['a jitter above 1', { backoff: { strategy: 'fixed', delayMs: 100, jitter: 2 } }, 'backoff.jitter', 'expected a number from 0 to 1'],
-      ['a backoff without its delay', { backoff: { strategy: 'fixed' } }, 'backoff.delayMs', 'backoff.delayMs must be an integer'],
+      [
+        'an unknown backoff strategy',
+        { backoff: { strategy: 'linear', delayMs: 100 } },
+        'backoff.strategy',
+        'expected one of fixed, exponential',
+      ],
+      [
+        'a jitter above 1',
+        { backoff: { strategy: 'fixed', delayMs: 100, jitter: 2 } },
+        'backoff.jitter',
+        'expected a number from 0 to 1',
+      ],
+      [
+        'a backoff without its delay',
+        { backoff: { strategy: 'fixed' } },
+        'backoff.delayMs',
+        'backoff.delayMs must be an integer',
+      ],
       ['an unknown field', { colour: 'blue' }, 'colour', 'property colour should not exist'],
-      ['an unknown backoff field', { backoff: { strategy: 'fixed', delayMs: 1, cap: 9 } }, 'backoff.cap', 'property backoff.cap should not exist'],
-      ['a runAt that is no ISO time', { runAt: 'tomorrow' }, 'runAt', 'runAt must be a valid ISO 8601 date string'],
-      ['both runAt and delayMs', { runAt: new Date().toISOString(), delayMs: 10 }, 'runAt', 'either delayMs or runAt'],
+      [
+        'an unknown backoff field',
+        { backoff: { strategy: 'fixed', delayMs: 1, cap: 9 } },
+        'backoff.cap',
+        'property backoff.cap should not exist',
+      ],
+      [
+        'a runAt that is no ISO time',
+        { runAt: 'tomorrow' },
+        'runAt',
+        'runAt must be a valid ISO 8601 date string',
+      ],
+      [
+        'a runAt without a time zone',
+        { runAt: '2027-01-31T09:00:00' },
+        'runAt',
+        'runAt must be a date-time with Z or a UTC offset',
+      ],
+      [
+        'both runAt and delayMs',
+        { runAt: new Date().toISOString(), delayMs: 10 },
+        'runAt',
+        'either delayMs or runAt',
+      ],
     ])('refuses %s', async (_situation, fields, field, fragment) => {
-      await expectRefused(() => http().post('/jobs').send({ ...email, ...fields }), field, fragment);
+      await expectRefused(
+        () =>
+          http()
+            .post('/jobs')
+            .send({ ...email, ...fields }),
+        field,
+        fragment,
+      );
     });
 
     it('says which field and rule QueueService refused', async () => {
       const { body } = await expectRefused(
-        () => http().post('/jobs').send({ ...email, priority: -1 }),
+        () =>
+          http()
+            .post('/jobs')
+            .send({ ...email, priority: -1 }),
         'priority',
         'priority',
       );
@@ -186,18 +255,44 @@ describe('jobs API', () => {
     });
 
     it('refuses malformed JSON with 400, not 500', async () => {
+      const before = await countRows();
+
+      const { body } = await http()
+        .post('/jobs')
+        .set('Content-Type', 'application/json')
+        .send('{"jobType": ')
+        .expect(400);
+
+      expect(body).toMatchObject({ statusCode: 400, error: 'Bad Request' });
+      expect(await countRows()).toBe(before);
+    });
+
+    it('refuses a body that is an array rather than an object', async () => {
       await expectRefused(
-        () => http().post('/jobs').set('Content-Type', 'application/json').send('{"jobType": '),
-        '',
-        '',
+        () => http().post('/jobs').send([email]),
+        'body',
+        'body must be a JSON object',
       );
     });
 
-    it('refuses a body that is not an object', async () => {
+    it('refuses a payload nested past the limit with 400, not a stack overflow', async () => {
+      const depth = 20_000;
+      const json = `{"jobType":"email_dispatch","payload":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+
       await expectRefused(
-        () => http().post('/jobs').send([email]),
-        '',
-        'object is expected',
+        () => http().post('/jobs').set('Content-Type', 'application/json').send(json),
+        'payload[0][0]',
+        'must be JSON nested at most 256 levels deep',
+      );
+    });
+
+    it('refuses a payload key that the validation would otherwise strip', async () => {
+      const json = '{"jobType":"email_dispatch","payload":{"user":{"constructor":"Ada"}}}';
+
+      await expectRefused(
+        () => http().post('/jobs').set('Content-Type', 'application/json').send(json),
+        'payload.user.constructor',
+        'are reserved',
       );
     });
 
@@ -254,7 +349,10 @@ describe('jobs API', () => {
 
     it('refuses an unknown field inside one of the jobs', async () => {
       await expectRefused(
-        () => http().post('/jobs/batch').send({ jobs: [{ ...email, colour: 'blue' }] }),
+        () =>
+          http()
+            .post('/jobs/batch')
+            .send({ jobs: [{ ...email, colour: 'blue' }] }),
         'jobs[0].colour',
         'property jobs[0].colour should not exist',
       );
@@ -302,7 +400,7 @@ describe('jobs API', () => {
       expect(body).toMatchObject({ statusCode: 404, message: 'job 987654321 not found' });
     });
 
-    it.each(['abc', '0', '-3', '1.5', '1e3', '9007199254740993'])(
+    it.each(['abc', '0', '-3', '07', '1.5', '1e3', '0x10', '9007199254740993'])(
       'refuses the id %s with 400 naming id',
       async (id) => {
         const { body } = await http().get(`/jobs/${id}`).expect(400);
@@ -345,6 +443,45 @@ describe('jobs API', () => {
       const { body } = await http().get('/jobs/latest/history').expect(400);
 
       expect(body.field).toBe('id');
+    });
+  });
+
+  describe('when the ledger database is unreachable', () => {
+    let cutOff: NestExpressApplication;
+    let loggedErrors: jest.SpyInstance;
+
+    beforeAll(async () => {
+      cutOff = await startApiApp(env);
+      await cutOff.get(DataSource).destroy();
+      loggedErrors = jest.spyOn(Logger.prototype, 'error').mockImplementation(() => undefined);
+    });
+
+    afterAll(async () => {
+      loggedErrors?.mockRestore();
+      await cutOff?.close();
+    });
+
+    it('answers 503 to an enqueue and writes nothing', async () => {
+      const before = await countRows();
+
+      const { body } = await request(cutOff.getHttpServer()).post('/jobs').send(email).expect(503);
+
+      expect(body).toEqual({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'the job ledger is unavailable; the job was not accepted',
+      });
+      expect(await countRows()).toBe(before);
+      expect(loggedErrors).toHaveBeenCalled();
+    });
+
+    it('answers 503 to a read', async () => {
+      const { body } = await request(cutOff.getHttpServer()).get('/jobs/1').expect(503);
+
+      expect(body).toMatchObject({
+        statusCode: 503,
+        message: expect.stringContaining('unavailable'),
+      });
     });
   });
 

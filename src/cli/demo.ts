@@ -15,7 +15,10 @@ import { QueueService } from '../modules/queue/queue.service';
 import { createRedisClient } from '../modules/queue/redis-connection';
 import { SAMPLE_JOB } from '../modules/sample-jobs/sample-jobs.constants';
 
+/** How long the jobs may take, from enqueue until the ledger shows every one finished. */
 const DEADLINE_MS = 30_000;
+/** How long closing the app may take before the demo gives up on a clean shutdown. */
+const CLOSE_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 100;
 const ERROR_MESSAGE_WIDTH = 50;
 
@@ -80,12 +83,15 @@ async function main(): Promise<number> {
   });
   app.enableShutdownHooks();
 
+  let exitCode = 1;
   try {
-    return await runDemo(app, config, started);
+    exitCode = await runDemo(app, config, started);
   } finally {
-    await app.close();
-    await removeRunKeys(config);
+    const clean = await shutDown(app, config);
+    exitCode = clean ? exitCode : 1;
   }
+
+  return exitCode;
 }
 
 /** The configured Redis and database, with a key prefix of this run's own and every role. */
@@ -105,13 +111,19 @@ async function runDemo(
 ): Promise<number> {
   console.log(describeTarget(config));
 
-  const enqueued = await app
-    .get(QueueService)
-    .enqueueMany(
-      DEMO_JOBS.map(({ jobType, payload, priority }) => ({ jobType, payload, priority })),
-    );
+  const requests = DEMO_JOBS.map(({ jobType, payload, priority }) => ({
+    jobType,
+    payload,
+    priority,
+  }));
+  const deadline = performance.now() + DEADLINE_MS;
+  const enqueued = await withinDeadline(
+    app.get(QueueService).enqueueMany(requests),
+    deadline,
+    `enqueueing did not finish within ${DEADLINE_MS / 1000} s; do Redis and the database answer?`,
+  );
   const ids = enqueued.map((row) => row.id);
-  const { rows, timedOut } = await waitUntilFinished(app.get(DataSource), ids);
+  const { rows, timedOut } = await waitUntilFinished(app.get(DataSource), ids, deadline);
   const emailJob = rows.find((row) => row.jobType === SAMPLE_JOB.emailDispatch);
   const history = emailJob ? await app.get(QueueService).history(emailJob.id) : [];
 
@@ -126,6 +138,41 @@ async function runDemo(
   }
 
   return problems.length === 0 ? 0 : 1;
+}
+
+/** Closes the app and removes the run's keys; reports, rather than throws, what went wrong. */
+async function shutDown(app: INestApplicationContext, config: AppConfig): Promise<boolean> {
+  const problems: string[] = [];
+  const closeDeadline = performance.now() + CLOSE_TIMEOUT_MS;
+
+  await withinDeadline(
+    app.close(),
+    closeDeadline,
+    `the application did not close within ${CLOSE_TIMEOUT_MS / 1000} s`,
+  ).catch((error: unknown) => problems.push(describeError(error)));
+  await removeRunKeys(config).catch((error: unknown) =>
+    problems.push(`could not remove the keys under ${config.queuePrefix}: ${describeError(error)}`),
+  );
+
+  for (const problem of problems) {
+    console.error(`Demo: ${problem}`);
+  }
+
+  return problems.length === 0;
+}
+
+/** Settles as `work` does, or rejects with `problem` at `deadline` (a `performance.now()`). */
+async function withinDeadline<T>(work: Promise<T>, deadline: number, problem: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(problem)), Math.max(0, deadline - performance.now()));
+  });
+
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** The run's key prefix is its own, so once the app has closed every key under it can go. */
@@ -154,10 +201,11 @@ async function removeRunKeys(config: AppConfig): Promise<void> {
 /** Where the demo ran; the database password is never shown. */
 function describeTarget(config: AppConfig): string {
   const redis = new URL(config.redisUrl);
+  const redisTarget = `${redis.hostname}:${redis.port || 6379}`;
   const { host, port, database } = config.database;
 
   return (
-    `Demo against Redis ${redis.hostname}:${redis.port || 6379} (key prefix ${config.queuePrefix}, removed afterwards)` +
+    `Demo against Redis ${redisTarget} (key prefix ${config.queuePrefix}, removed afterwards)` +
     ` and database ${database} at ${host}:${port}`
   );
 }
@@ -166,9 +214,8 @@ function describeTarget(config: AppConfig): string {
 async function waitUntilFinished(
   dataSource: DataSource,
   ids: number[],
+  deadline: number,
 ): Promise<{ rows: JobEntity[]; timedOut: boolean }> {
-  const deadline = performance.now() + DEADLINE_MS;
-
   for (;;) {
     const rows = await dataSource.getRepository(JobEntity).find({
       where: { id: In(ids) },
@@ -283,12 +330,11 @@ function describeError(error: unknown): string {
   return error.message || (typeof code === 'string' ? code : error.name);
 }
 
+// Exit explicitly: after a failure, connections that never opened may still be retrying.
 main().then(
-  (exitCode) => {
-    process.exitCode = exitCode;
-  },
+  (exitCode) => process.exit(exitCode),
   (error: unknown) => {
     console.error(`Demo failed: ${describeError(error)}`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

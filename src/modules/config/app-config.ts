@@ -28,6 +28,7 @@ export interface AppConfig {
   payloadLimitBytes: number;
   eventsMaxLen: number;
   dispatchGraceMs: number;
+  dispatchTimeoutMs: number;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Worker lock lifetime; a killed worker's job is retried this long after its last renewal. */
   workerLockDurationMs: number;
@@ -72,6 +73,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     payloadLimitBytes: reader.integer('PAYLOAD_LIMIT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
     eventsMaxLen: reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000),
     dispatchGraceMs: reader.integer('DISPATCH_GRACE_MS', 10_000, 100, 3_600_000),
+    dispatchTimeoutMs: reader.integer('DISPATCH_TIMEOUT_MS', 2_000, 50, 60_000),
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
     workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),

@@ -1,17 +1,42 @@
-import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import {
+  ArgumentMetadata,
+  BadRequestException,
+  Injectable,
+  ValidationError,
+  ValidationPipe,
+} from '@nestjs/common';
+
+import { MAX_JSON_DEPTH, RESERVED_JSON_KEYS } from './jobs-api.constants';
 
 /**
- * The API's ValidationPipe: unknown fields are refused rather than dropped, and every message
- * names the field by its full path in the same form QueueService uses (`jobs[1].priority`), the
- * rule, and the value it got.
+ * The API's ValidationPipe. Unknown fields are refused rather than dropped, and every message
+ * names the field by its full path in the form QueueService uses (`jobs[1].priority`), the rule,
+ * and the value it got.
+ *
+ * It validates without converting: the body reaches the controller as plain JSON, and route
+ * parameters reach their own pipes as the strings they were (with `transform`, a `number`
+ * parameter would arrive as `Number('1e3')`, too late to refuse it).
  */
-export function createApiValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    transform: true,
-    exceptionFactory: (errors) => new BadRequestException(describeValidationErrors(errors)),
-  });
+@Injectable()
+export class ApiValidationPipe extends ValidationPipe {
+  constructor() {
+    super({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: false,
+      exceptionFactory: (errors) => new BadRequestException(describeValidationErrors(errors)),
+    });
+  }
+
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body') {
+      // Before the parent runs: it would silently delete reserved keys and overflow the stack on
+      // deep nesting.
+      assertStorableJson(value);
+    }
+
+    return super.transform(value, metadata);
+  }
 }
 
 /** One message per broken rule, depth first, each naming its field by its full path. */
@@ -26,6 +51,76 @@ export function describeValidationErrors(errors: ValidationError[], parentPath =
   });
 }
 
+interface JsonNode {
+  value: object;
+  depth: number;
+  key?: string;
+  parent?: JsonNode;
+}
+
+/** Refuses a body that is an array, nests too deeply, or holds a reserved key anywhere. */
+function assertStorableJson(body: unknown): void {
+  if (Array.isArray(body)) {
+    throw new BadRequestException(['body must be a JSON object, got an array']);
+  }
+
+  if (body === null || typeof body !== 'object') {
+    return;
+  }
+
+  // An explicit stack, not recursion: the point is to survive the nesting that recursion cannot.
+  const stack: JsonNode[] = [{ value: body, depth: 0 }];
+  for (let node = stack.pop(); node; node = stack.pop()) {
+    if (node.depth >= MAX_JSON_DEPTH) {
+      throw new BadRequestException([
+        `${pathOf(node)} must be JSON nested at most ${MAX_JSON_DEPTH} levels deep`,
+      ]);
+    }
+
+    for (const [key, child] of childrenOf(node.value)) {
+      const childNode = { value: child as object, depth: node.depth + 1, key, parent: node };
+      if (!Array.isArray(node.value) && RESERVED_JSON_KEYS.has(key)) {
+        throw new BadRequestException([
+          `property ${pathOf(childNode)} is refused: keys named ${[...RESERVED_JSON_KEYS].join(', ')} are reserved`,
+        ]);
+      }
+
+      if (child !== null && typeof child === 'object') {
+        stack.push(childNode);
+      }
+    }
+  }
+}
+
+function* childrenOf(value: object): Iterable<[string, unknown]> {
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index++) {
+      yield [String(index), value[index]];
+    }
+
+    return;
+  }
+
+  for (const key of Object.keys(value)) {
+    yield [key, (value as Record<string, unknown>)[key]];
+  }
+}
+
+function pathOf(node: JsonNode): string {
+  const keys: string[] = [];
+  for (
+    let current: JsonNode | undefined = node;
+    current?.key !== undefined;
+    current = current.parent
+  ) {
+    keys.unshift(current.key);
+  }
+
+  const path = keys.reduce(joinPath, '');
+
+  return path.length > 120 ? `${path.slice(0, 120)}…` : path;
+}
+
 function joinPath(parentPath: string, property: string): string {
   if (!parentPath) {
     return property;
@@ -36,11 +131,12 @@ function joinPath(parentPath: string, property: string): string {
 
 function withPath(rule: string, message: string, error: ValidationError, path: string): string {
   // class-validator starts its messages with the bare property name; a nested field needs more.
+  const property = String(error.property);
   const named =
     rule === 'whitelistValidation'
       ? `property ${path} should not exist`
-      : message.startsWith(`${String(error.property)} `)
-        ? `${path}${message.slice(String(error.property).length)}`
+      : message.startsWith(`${property} `)
+        ? `${path}${message.slice(property.length)}`
         : message;
 
   // Only a leaf error keeps its value: Nest strips the values of parents.

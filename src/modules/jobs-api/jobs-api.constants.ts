@@ -13,3 +13,19 @@ const MIN_JSON_BODY_BYTES = 1024 * 1024;
 export function jsonBodyLimitBytes(payloadLimitBytes: number): number {
   return Math.max(MIN_JSON_BODY_BYTES, payloadLimitBytes * 4);
 }
+
+/**
+ * How deeply a request body may nest. class-transformer, which the ValidationPipe runs, recurses
+ * once per level and overflows the stack at about 1,300 levels; this keeps such bodies a 400.
+ */
+export const MAX_JSON_DEPTH = 256;
+
+/**
+ * Keys the ValidationPipe deletes from every object of a body, to block prototype pollution. A
+ * payload holding one is refused rather than stored without it.
+ */
+export const RESERVED_JSON_KEYS: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+]);

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 
-import { createApiValidationPipe } from './api-validation.pipe';
+import { ApiValidationPipe } from './api-validation.pipe';
 import { HealthController } from './health.controller';
 import { JobsController } from './jobs.controller';
 import { QueueExceptionFilter } from './queue-exception.filter';
@@ -17,7 +17,7 @@ import { QueueExceptionFilter } from './queue-exception.filter';
 @Module({
   controllers: [JobsController, HealthController],
   providers: [
-    { provide: APP_PIPE, useFactory: createApiValidationPipe },
+    { provide: APP_PIPE, useClass: ApiValidationPipe },
     { provide: APP_FILTER, useClass: QueueExceptionFilter },
   ],
 })

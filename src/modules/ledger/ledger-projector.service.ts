@@ -18,7 +18,7 @@ import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
 import { FinishedJobsCleaner } from './finished-jobs.cleaner';
 import { CursorMovedError, LedgerBatchWriter } from './ledger-batch.writer';
-import { epochMarkerKey, LEADERSHIP_RETRY_MS, LEDGER_MODULE_OPTIONS, PROJECTOR_LOCK_NAME } from './ledger.constants';
+import { epochMarkerKey, LEADERSHIP_RETRY_MS, LEDGER_MODULE_OPTIONS, projectorLockName } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 import { LedgerRepairer } from './ledger-repairer';
 import { QueueEvent } from './queue-event';
@@ -58,6 +58,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private positions: StreamPosition[] | undefined;
   private leader: QueryRunner | undefined;
   private leaderCheckedAt = 0;
+  private readonly lockName: string;
   private running = false;
   private loop: Promise<void> | undefined;
 
@@ -77,6 +78,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const url = registry.options.redisUrl;
     this.redis = createRedisClient(url);
     this.blocking = createRedisClient(url, true);
+    this.lockName = projectorLockName(String(dataSource.options.database), registry.options.prefix);
     this.reader = new EventStreamReader(this.redis, this.blocking);
     this.cleaner = new FinishedJobsCleaner(this.redis);
     this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer);
@@ -339,7 +341,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       if (this.leader) {
         const [{ mine }] = (await this.leader.query(
           'SELECT IS_USED_LOCK(?) = CONNECTION_ID() AS mine',
-          [PROJECTOR_LOCK_NAME],
+          [this.lockName],
         )) as Array<{ mine: number | string | null }>;
         if (Number(mine) === 1) {
           this.leaderCheckedAt = Date.now();
@@ -363,7 +365,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const runner = this.dataSource.createQueryRunner();
     await runner.connect();
     const [{ acquired }] = (await runner.query('SELECT GET_LOCK(?, 0) AS acquired', [
-      PROJECTOR_LOCK_NAME,
+      this.lockName,
     ])) as Array<{ acquired: number | string | null }>;
 
     if (Number(acquired) !== 1) {
@@ -388,7 +390,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     }
 
     try {
-      await runner.query('SELECT RELEASE_LOCK(?)', [PROJECTOR_LOCK_NAME]);
+      await runner.query('SELECT RELEASE_LOCK(?)', [this.lockName]);
     } catch {
       // The connection is gone, and the lock with it.
     }

@@ -1,9 +1,18 @@
+import { createHash } from 'node:crypto';
+
 /** Most events read from one queue's stream per batch. */
 export const PROJECTOR_BATCH_SIZE = 2000;
 /** How long an idle projector blocks on the streams before looking again. */
 export const PROJECTOR_IDLE_BLOCK_MS = 1000;
-/** MySQL named lock that elects the one active projector. */
-export const PROJECTOR_LOCK_NAME = 'ledger_queue.projector';
+/**
+ * The MySQL named lock that elects the one active projector. Named locks are server-wide, so
+ * the name carries the database and the Redis prefix: two ledgers on one server never collide.
+ */
+export function projectorLockName(database: string, prefix: string): string {
+  const digest = createHash('sha256').update(`${database}\u0000${prefix}`).digest('hex');
+
+  return `ledger_projector_${digest.slice(0, 40)}`;
+}
 export const LEADERSHIP_RETRY_MS = 2000;
 /** Rows per chunk when the ledger repairs from the jobs' state in Redis. */
 export const REPAIR_CHUNK_SIZE = 500;

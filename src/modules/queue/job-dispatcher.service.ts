@@ -39,7 +39,10 @@ export class JobDispatcher {
 
     for (const [jobType, group] of groupByType(rows)) {
       try {
-        await this.registry.queue(jobType).addBulk(group.map((row) => this.toBullJob(row)));
+        const adding = this.registry.queue(jobType).addBulk(group.map((row) => this.toBullJob(row)));
+        // BullMQ waits for a connection without limit; a producer must not. A send that
+        // completes after the timeout is harmless: the job id makes a second send a no-op.
+        await withTimeout(adding, this.registry.options.dispatchTimeoutMs);
         sent += group.length;
       } catch (error) {
         this.logger.warn({
@@ -79,6 +82,20 @@ export class JobDispatcher {
         removeOnFail: false,
       },
     };
+  }
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  promise.catch(() => undefined);
+
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -16,6 +16,8 @@ export interface QueueConnectionOptions {
    * @defaultValue 10000
    */
   dispatchGraceMs?: number;
+  /** How long an enqueue waits for Redis before leaving the job to the ledger's dispatcher. @defaultValue 2000 */
+  dispatchTimeoutMs?: number;
 }
 
 /** Everything `QueueModule` needs, resolved. */

@@ -26,7 +26,8 @@ export class QueueRegistry implements OnApplicationShutdown {
     let queue = this.queues.get(jobType);
     if (!queue) {
       queue = new Queue(jobType, {
-        connection: { url: this.options.redisUrl, maxRetriesPerRequest: 2 },
+        // Fail fast while Redis is away: the row is committed and the ledger sends it later.
+        connection: { url: this.options.redisUrl, maxRetriesPerRequest: 1, enableOfflineQueue: false },
         prefix: this.options.prefix,
         streams: { events: { maxLen: this.options.eventsMaxLen } },
       });

@@ -69,6 +69,7 @@ function resolveOptions(
     payloadLimitBytes: connection.payloadLimitBytes ?? 256 * 1024,
     eventsMaxLen: connection.eventsMaxLen ?? 100_000,
     dispatchGraceMs: connection.dispatchGraceMs ?? 10_000,
+    dispatchTimeoutMs: connection.dispatchTimeoutMs ?? 2_000,
     jobTypes,
   };
 }

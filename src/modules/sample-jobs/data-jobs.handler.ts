@@ -31,7 +31,7 @@ export interface DataJobResult {
   durationMs: number;
 }
 
-/** Backs up, exports and migrates data (all three simulated). Each also accepts `simulateFailures`. */
+/** Backs up, exports and migrates data (all three simulated). */
 @Injectable()
 export class DataJobsHandler {
   @JobHandler(SAMPLE_JOB.dataBackup)

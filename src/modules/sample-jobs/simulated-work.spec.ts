@@ -16,7 +16,7 @@ describe('performSimulatedWork', () => {
     expect(durationMs).toBeLessThanOrEqual(SHORT_WORK.max);
   });
 
-  it('fails attempts up to `simulateFailures` with a retryable error and passes the next', async () => {
+  it('fails attempts up to `simulateFailures`, retryably, and passes the next', async () => {
     const payload = { simulateFailures: 1 };
 
     await expect(performSimulatedWork(payload, contextFor(1), SHORT_WORK)).rejects.toThrow(

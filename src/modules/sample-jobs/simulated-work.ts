@@ -14,19 +14,20 @@ export class SimulatedTransientError extends Error {
 }
 
 /**
- * Pretends to work for a random time within `durationMs`, then fails the attempt while
- * `context.attempt` is at most the payload's `simulateFailures` (an integer, 0 by default).
- * Stops early, rejecting with an `AbortError`, once `context.signal` aborts.
+ * Pretends to work for a random time from `workMs.min` to `workMs.max`, then fails the attempt
+ * while `context.attempt` is at most the payload's `simulateFailures` (an integer, 0 by
+ * default). Stops early, rejecting with an `AbortError`, once `context.signal` aborts.
+ * Resolves to the time worked, in milliseconds.
  */
 export async function performSimulatedWork(
   payload: unknown,
   context: JobContext,
-  durationMs: { min: number; max: number },
+  workMs: { min: number; max: number },
 ): Promise<number> {
   // Read before waiting, so that a bad value fails the job without spending the work time.
   const simulatedFailures =
     new PayloadReader(payload).optionalInteger(SIMULATE_FAILURES_FIELD, 0) ?? 0;
-  const duration = randomInt(durationMs.min, durationMs.max + 1);
+  const duration = randomInt(workMs.min, workMs.max + 1);
 
   await sleep(duration, undefined, { signal: context.signal });
 

@@ -6,6 +6,7 @@ import {
   IsObject,
   IsOptional,
   IsString,
+  Matches,
   ValidateBy,
   ValidateNested,
 } from 'class-validator';
@@ -80,9 +81,15 @@ export class EnqueueJobDto {
   @IsInt()
   delayMs?: number | null;
 
-  /** Run no sooner than this ISO-8601 time, such as `2027-01-31T09:00:00Z`. Exclusive with `delayMs`. */
+  /**
+   * Run no sooner than this ISO-8601 time, such as `2027-01-31T09:00:00Z`. Exclusive with
+   * `delayMs`. The offset is required: without one, the time would be read in the server's zone.
+   */
   @IsOptional()
   @IsISO8601({ strict: true, strictSeparator: true })
+  @Matches(/T.*(Z|[+-]\d{2}(:?\d{2})?)$/i, {
+    message: '$property must be a date-time with Z or a UTC offset, such as 2027-01-31T09:00:00Z',
+  })
   runAt?: string | null;
 }
 

@@ -1,0 +1,206 @@
+import { INestApplication } from '@nestjs/common';
+import { Injectable, Module } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+import { QueueService } from '../src/modules/queue/queue.service';
+import { JobHandler } from '../src/modules/worker/job-handler.decorator';
+import {
+  createTestEnvironment,
+  getService,
+  startApp,
+  TestEnvironment,
+  waitFor,
+} from './support/test-context';
+
+async function allFinished(queue: QueueService, ids: number[]): Promise<boolean> {
+  for (const id of ids) {
+    const row = await queue.get(id);
+    if (!row || (row.status !== 'completed' && row.status !== 'failed')) {
+      return false;
+    }
+  }
+
+  return true;
+}
+
+describe('priority order over a backlog', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('priority');
+  });
+
+  afterAll(async () => {
+    for (const app of apps.reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  it('runs a larger priority first and equal priorities in order of arrival, retries included', async () => {
+    const producer = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    apps.push(producer);
+    const queue = getService(producer, QueueService);
+
+    const priorities = [0, 5, 3, 5, 9, 0, 3, 9, 5, 1, 7, 0, 2, 5, 9, 4, 4, 1, 8, 6];
+    const enqueued = [];
+    for (const priority of priorities) {
+      enqueued.push(await queue.enqueue('diag_noop', {}, { priority }));
+    }
+    // A job of priority 5 that fails once: its retry rejoins the priority-5 jobs at the back.
+    const flaky = await queue.enqueue('diag_fail', { times: 1 }, { priority: 5, attempts: 2 });
+
+    const worker = await startApp(env, {
+      roles: ['worker'],
+      config: { diagnosticJobs: true, workerConcurrency: 1, workerJobTypes: ['diag_noop'] },
+    });
+    apps.push(worker);
+    const ids = enqueued.map((job) => job.id);
+    await waitFor('the backlog to finish', () => allFinished(queue, ids));
+
+    const started = (await producer.get(DataSource).query(
+      `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
+    )) as Array<{ job_id: string }>;
+    const expected = [...enqueued]
+      .sort((a, b) => b.priority - a.priority || a.id - b.id)
+      .map((job) => job.id);
+    expect(started.map((row) => Number(row.job_id))).toEqual(expected);
+    expect(flaky.priority).toBe(5);
+  });
+});
+
+describe('equal priorities with a retried job', () => {
+  let env: TestEnvironment;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('retryorder');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await env?.cleanup();
+  });
+
+  it('puts a retried job behind the jobs of its priority that were already waiting', async () => {
+    app = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    const queue = getService(app, QueueService);
+
+    const flaky = await queue.enqueue('diag_fail', { times: 1 }, { priority: 5, attempts: 2 });
+    const peers = [];
+    for (let i = 0; i < 3; i++) {
+      peers.push(await queue.enqueue('diag_fail', { times: 0 }, { priority: 5 }));
+    }
+    const lower = await queue.enqueue('diag_fail', { times: 0 }, { priority: 4 });
+
+    const worker = await startApp(env, {
+      roles: ['worker'],
+      config: { diagnosticJobs: true, workerConcurrency: 1, workerJobTypes: ['diag_fail'] },
+    });
+    const all = [flaky, ...peers, lower].map((job) => job.id);
+    await waitFor('all jobs to finish', () => allFinished(queue, all));
+    await worker.close();
+
+    const started = (await app.get(DataSource).query(
+      `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
+    )) as Array<{ job_id: string }>;
+    expect(started.map((row) => Number(row.job_id))).toEqual([
+      flaky.id,
+      ...peers.map((job) => job.id),
+      flaky.id,
+      lower.id,
+    ]);
+  });
+});
+
+describe('dispatch after Redis refused the first send', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('refused');
+  });
+
+  afterAll(async () => {
+    for (const app of apps.reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  it('commits the row, then the ledger dispatcher sends it once Redis can take it', async () => {
+    // The API's Redis is unreachable; the ledger and the worker use the real one.
+    const api = await startApp(env, {
+      roles: ['api'],
+      config: {
+        diagnosticJobs: true,
+        redisUrl: 'redis://127.0.0.1:1',
+        dispatchGraceMs: 300,
+        dispatchTimeoutMs: 100,
+      },
+    });
+    apps.push(api);
+    const queue = getService(api, QueueService);
+
+    const job = await queue.enqueue('diag_noop', { refused: true });
+    const committed = await queue.get(job.id);
+    expect(committed).toMatchObject({ status: 'pending', dispatchedAt: null });
+    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`)).toBe(0);
+
+    const backend = await startApp(env, {
+      roles: ['ledger', 'worker'],
+      config: { diagnosticJobs: true, dispatchGraceMs: 300 },
+    });
+    apps.push(backend);
+
+    const row = await waitFor('the refused job to complete', async () => {
+      const current = await queue.get(job.id);
+
+      return current?.status === 'completed' ? current : undefined;
+    });
+    expect(row.attemptCount).toBe(1);
+    expect(row.dispatchedAt).toBeInstanceOf(Date);
+    const history = await queue.history(job.id);
+    expect(history.map((t) => t.toStatus)).toEqual(['pending', 'processing', 'completed']);
+  });
+});
+
+@Injectable()
+class DuplicateNoopHandler {
+  @JobHandler('diag_noop')
+  again(): null {
+    return null;
+  }
+}
+
+@Module({ providers: [DuplicateNoopHandler] })
+class DuplicateHandlerModule {}
+
+describe('handler discovery at boot', () => {
+  let env: TestEnvironment;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('handlers');
+  });
+
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  it('refuses to boot a worker when a job type has no handler, naming the type', async () => {
+    await expect(
+      startApp(env, { roles: ['worker'], jobTypes: [{ name: 'orphan_type' }] }),
+    ).rejects.toThrow('job type "orphan_type" has no @JobHandler');
+  });
+
+  it('refuses to boot a worker when a job type has two handlers, naming both', async () => {
+    await expect(
+      startApp(env, {
+        roles: ['worker'],
+        config: { diagnosticJobs: true },
+        imports: [DuplicateHandlerModule],
+      }),
+    ).rejects.toThrow(/job type "diag_noop" has 2 handlers \(.*DuplicateNoopHandler\.again/);
+  });
+});
