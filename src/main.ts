@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 
-import { Logger } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -23,7 +23,7 @@ async function bootstrap(): Promise<void> {
   });
   // Nest's default JSON limit (100 kB) is below the payload limit; set it before listening.
   app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
-  app.enableShutdownHooks();
+  exitCleanlyOnSignals(app);
 
   if (config.roles.includes('api')) {
     await app.listen(config.port, '0.0.0.0');
@@ -32,6 +32,33 @@ async function bootstrap(): Promise<void> {
   }
 
   new Logger('Bootstrap').log({ message: 'started', roles: config.roles, port: config.port });
+}
+
+/**
+ * Nest's own shutdown hooks re-raise the signal after closing, so the process ends "killed by
+ * SIGTERM". Closing here instead lets running jobs finish (up to SHUTDOWN_TIMEOUT_MS) and then
+ * exits 0; a second signal exits at once.
+ */
+function exitCleanlyOnSignals(app: INestApplication): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (closing) {
+      process.exit(1);
+    }
+
+    closing = true;
+    new Logger('Bootstrap').log({ message: 'shutting down', signal });
+    app
+      .close()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        console.error(error instanceof Error ? error.message : error);
+        process.exit(1);
+      });
+  };
+
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }
 
 bootstrap().catch((error: unknown) => {

@@ -1,0 +1,42 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const MAIN = join(__dirname, '..', '..', 'dist', 'src', 'main.js');
+
+/** A role of the application running as a real child process, as in production. */
+export interface SpawnedRole {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnRole(env: Record<string, string>): SpawnedRole {
+  if (!existsSync(MAIN)) {
+    throw new Error(`${MAIN} is missing: run "npm run build" first (npm test does it in pretest)`);
+  }
+
+  const child = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+
+  return { child, output: () => output, exited };
+}
+
+/** Stops a child that a test left running, so no process outlives its test. */
+export async function stopRole(role: SpawnedRole | undefined): Promise<void> {
+  if (!role || role.child.exitCode !== null || role.child.signalCode !== null) {
+    return;
+  }
+
+  role.child.kill('SIGKILL');
+  await role.exited;
+}

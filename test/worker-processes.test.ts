@@ -1,0 +1,119 @@
+import { INestApplication } from '@nestjs/common';
+
+import { QueueService } from '../src/modules/queue/queue.service';
+import { STALLED_MESSAGE } from '../src/modules/ledger/transition-rules';
+import { spawnRole, SpawnedRole, stopRole } from './support/spawned-process';
+import {
+  createTestEnvironment,
+  getService,
+  startApp,
+  TestEnvironment,
+  waitFor,
+} from './support/test-context';
+
+/** Short locks so that a killed worker's job is seen as stalled within seconds. */
+const FAST_STALL = { WORKER_LOCK_DURATION_MS: '1500', WORKER_STALLED_INTERVAL_MS: '500' };
+
+describe('worker processes', () => {
+  let env: TestEnvironment;
+  let ledger: INestApplication;
+  let queue: QueueService;
+  const spawned: SpawnedRole[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('processes');
+    ledger = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    queue = getService(ledger, QueueService);
+  });
+
+  afterEach(async () => {
+    await Promise.all(spawned.splice(0).map((role) => stopRole(role)));
+  });
+
+  afterAll(async () => {
+    await ledger?.close();
+    await env?.cleanup();
+  });
+
+  const worker = (extra: Record<string, string> = {}): SpawnedRole => {
+    const role = spawnRole(
+      env.env({ ROLES: 'worker', DIAGNOSTIC_JOBS: 'true', WORKER_JOB_TYPES: 'diag_sleep', ...FAST_STALL, ...extra }),
+    );
+    spawned.push(role);
+
+    return role;
+  };
+
+  const status = (id: number, wanted: string) =>
+    waitFor(`job ${id} to be ${wanted}`, async () => {
+      const row = await queue.get(id);
+
+      return row?.status === wanted ? row : undefined;
+    }, 30_000);
+
+  it('runs a job again after its worker is killed with SIGKILL mid-job, and records both starts', async () => {
+    const victim = worker({ WORKER_NAME: 'victim' });
+    const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 1 });
+    await status(job.id, 'processing');
+
+    victim.child.kill('SIGKILL');
+    expect((await victim.exited).signal).toBe('SIGKILL');
+    await queue.get(job.id).then((row) => expect(row?.worker).toBe('victim'));
+
+    // The second worker finds the abandoned job once its lock expires; make its run short.
+    await env.redis.hset(`${env.prefix}:diag_sleep:job-${job.id}`, 'data', JSON.stringify({ ms: 10 }));
+    worker({ WORKER_NAME: 'rescuer' });
+    const row = await status(job.id, 'completed');
+
+    expect(row).toMatchObject({ attemptCount: 2, worker: 'rescuer', errorMessage: null });
+    const history = await queue.history(job.id);
+    expect(history.map((t) => `${t.fromStatus}->${t.toStatus}#${t.attempt}`)).toEqual([
+      'null->pending#0',
+      'pending->processing#1',
+      'processing->pending#1',
+      'pending->processing#2',
+      'processing->completed#2',
+    ]);
+    expect(history[1].worker).toBe('victim');
+    expect(history[2]).toMatchObject({ errorMessage: STALLED_MESSAGE });
+    expect(history[3].worker).toBe('rescuer');
+  });
+
+  it('lets a running job finish on SIGTERM, takes no new one, then exits cleanly', async () => {
+    const role = worker({ WORKER_NAME: 'graceful', SHUTDOWN_TIMEOUT_MS: '10000' });
+    const running = await queue.enqueue('diag_sleep', { ms: 1500 });
+    const started = await status(running.id, 'processing');
+    expect(started.worker).toBe('graceful');
+
+    role.child.kill('SIGTERM');
+    const waiting = await queue.enqueue('diag_sleep', { ms: 10 });
+    const exit = await role.exited;
+
+    expect({ ...exit, output: exit.code === 0 ? '' : role.output() }).toEqual({ code: 0, signal: null, output: '' });
+    expect((await queue.get(running.id))?.status).not.toBe('processing');
+    await status(running.id, 'completed');
+    expect((await queue.get(waiting.id))?.status).toBe('pending');
+  });
+
+  it('fails a job when its worker is killed more often than BullMQ allows', async () => {
+    const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 5 });
+
+    for (let kill = 1; kill <= 2; kill++) {
+      const victim = worker({ WORKER_NAME: `victim-${kill}` });
+      await waitFor(`start #${kill}`, async () => {
+        const row = await queue.get(job.id);
+
+        return row?.status === 'processing' && row.attemptCount === kill;
+      }, 30_000);
+      victim.child.kill('SIGKILL');
+      await victim.exited;
+    }
+
+    worker({ WORKER_NAME: 'judge' });
+    const row = await status(job.id, 'failed');
+
+    expect(row.errorMessage).toContain('stalled more than allowable limit');
+    const history = await queue.history(job.id);
+    expect(history.filter((t) => t.toStatus === 'processing').length).toBe(row.attemptCount);
+  });
+});
