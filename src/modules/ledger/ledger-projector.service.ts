@@ -81,7 +81,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     this.lockName = projectorLockName(String(dataSource.options.database), registry.options.prefix);
     this.reader = new EventStreamReader(this.redis, this.blocking);
     this.cleaner = new FinishedJobsCleaner(this.redis);
-    this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer);
+    this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer, this.cleaner);
   }
 
   onApplicationBootstrap(): void {

@@ -3,7 +3,9 @@ import Redis from 'ioredis';
 import { DataSource } from 'typeorm';
 
 import { JobStatus } from '../../entities/job-status';
+import { toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
+import { FinishedJobsCleaner } from './finished-jobs.cleaner';
 import { LedgerBatchWriter } from './ledger-batch.writer';
 import { REPAIR_CHUNK_SIZE } from './ledger.constants';
 import { readJobSnapshot, RedisJobState } from './redis-job-state';
@@ -23,6 +25,7 @@ export class LedgerRepairer {
     private readonly redis: Redis,
     private readonly registry: QueueRegistry,
     private readonly writer: LedgerBatchWriter,
+    private readonly cleaner: FinishedJobsCleaner,
   ) {}
 
   /** Repairs every pending or processing row of one queue. Returns how many rows changed. */
@@ -64,7 +67,7 @@ export class LedgerRepairer {
       ids,
     );
 
-    return this.dataSource.transaction(async (manager) => {
+    const transitions = await this.dataSource.transaction(async (manager) => {
       const rows = await this.writer.loadRows(manager, ids);
       const changed: LedgerRowState[] = [];
       const transitions: TransitionRecord[] = [];
@@ -85,8 +88,16 @@ export class LedgerRepairer {
       await this.writer.updateRows(manager, changed);
       await this.writer.insertTransitions(manager, transitions);
 
-      return transitions.length;
+      return transitions;
     });
+
+    // As after every batch: a job leaves Redis only once its end is committed.
+    const finished = transitions
+      .filter((transition) => transition.toStatus === 'completed' || transition.toStatus === 'failed')
+      .map((transition) => toBullJobId(transition.jobId));
+    await this.cleaner.remove(`${this.registry.options.prefix}:${queue}:`, finished);
+
+    return transitions.length;
   }
 }
 

@@ -1,0 +1,182 @@
+import { hostname } from 'node:os';
+
+import { AppConfig, ConfigValidationError, loadAppConfig } from './app-config';
+
+function configErrorOf(env: Record<string, string | undefined>): ConfigValidationError {
+  try {
+    loadAppConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigValidationError);
+
+    return error as ConfigValidationError;
+  }
+
+  throw new Error('expected a ConfigValidationError, but the environment was accepted');
+}
+
+describe('loadAppConfig', () => {
+  describe('when the environment sets nothing', () => {
+    it('runs every role in one process against local Redis and MySQL', () => {
+      expect(loadAppConfig({})).toMatchObject<Partial<AppConfig>>({
+        redisUrl: 'redis://127.0.0.1:6379',
+        database: {
+          host: '127.0.0.1',
+          port: 3306,
+          user: 'root',
+          password: '',
+          database: 'ledger_queue',
+        },
+        port: 3000,
+        roles: ['api', 'worker', 'ledger'],
+        queuePrefix: 'lq',
+        workerJobTypes: undefined,
+        workerConcurrency: 10,
+        logLevel: 'log',
+        diagnosticJobs: false,
+        runMigrations: true,
+      });
+    });
+
+    it('names the worker after the host and process', () => {
+      expect(loadAppConfig({}).workerName).toBe(`${hostname()}:${process.pid}`);
+    });
+
+    it('treats empty values as unset', () => {
+      const config = loadAppConfig({ REDIS_URL: '', DATABASE_URL: '', PORT: '', LOG_LEVEL: '', ROLES: '' });
+
+      expect(config).toMatchObject({
+        redisUrl: 'redis://127.0.0.1:6379',
+        database: { host: '127.0.0.1', database: 'ledger_queue' },
+        port: 3000,
+        logLevel: 'log',
+        roles: ['api', 'worker', 'ledger'],
+      });
+    });
+  });
+
+  describe('when DATABASE_URL is set', () => {
+    it('reads host, port, user, password and database from it', () => {
+      expect(loadAppConfig({ DATABASE_URL: 'mysql://ledger:s3cret@db.internal:3307/jobs' }).database).toEqual({
+        host: 'db.internal',
+        port: 3307,
+        user: 'ledger',
+        password: 's3cret',
+        database: 'jobs',
+      });
+    });
+
+    it('decodes URL-encoded characters in the user and password', () => {
+      const { database } = loadAppConfig({
+        DATABASE_URL: 'mysql://ledger%2Bops:p%40ss%2Fw%3Ard%23%25@db:3306/jobs',
+      });
+
+      expect(database.user).toBe('ledger+ops');
+      expect(database.password).toBe('p@ss/w:rd#%');
+    });
+
+    it('falls back to port 3306 and user root when the URL leaves them out', () => {
+      expect(loadAppConfig({ DATABASE_URL: 'mariadb://db.internal/jobs' }).database).toEqual({
+        host: 'db.internal',
+        port: 3306,
+        user: 'root',
+        password: '',
+        database: 'jobs',
+      });
+    });
+  });
+
+  describe('when the roles, job types and Redis URL are set', () => {
+    it('keeps the listed roles once each, trimmed', () => {
+      expect(loadAppConfig({ ROLES: ' worker , ledger,worker' }).roles).toEqual(['worker', 'ledger']);
+    });
+
+    it('reads "all" as every role and every job type', () => {
+      const config = loadAppConfig({ ROLES: 'all', WORKER_JOB_TYPES: 'all' });
+
+      expect(config.roles).toEqual(['api', 'worker', 'ledger']);
+      expect(config.workerJobTypes).toBeUndefined();
+    });
+
+    it('lists the job types a worker runs', () => {
+      expect(loadAppConfig({ WORKER_JOB_TYPES: 'email_dispatch, data_backup,' }).workerJobTypes).toEqual([
+        'email_dispatch',
+        'data_backup',
+      ]);
+    });
+
+    it('accepts a TLS Redis URL', () => {
+      expect(loadAppConfig({ REDIS_URL: 'rediss://:pw@cache:6380/2' }).redisUrl).toBe('rediss://:pw@cache:6380/2');
+    });
+  });
+
+  describe('when several variables are bad', () => {
+    const env = {
+      PORT: 'abc',
+      ROLES: 'api,bogus',
+      REDIS_URL: 'http://x',
+      DATABASE_URL: 'postgres://ledger:pw@db:5432/jobs',
+      WORKER_CONCURRENCY: '0',
+      LOG_LEVEL: 'loud',
+    };
+
+    it('names every one of them in a single error', () => {
+      const error = configErrorOf(env);
+
+      expect(error.problems).toHaveLength(6);
+      for (const key of Object.keys(env)) {
+        expect(error.message).toContain(key);
+      }
+    });
+
+    it('says what each one expected', () => {
+      expect(configErrorOf(env).problems).toEqual([
+        'REDIS_URL: expected a URL starting with redis: or rediss://',
+        'DATABASE_URL: expected mysql://user:password@host:port/database',
+        'PORT=abc: expected an integer from 0 to 65535',
+        'ROLES=api,bogus: expected a comma-separated list of api, worker, ledger or "all"',
+        'WORKER_CONCURRENCY=0: expected an integer from 1 to 10000',
+        'LOG_LEVEL=loud: expected one of error, warn, log, debug, verbose',
+      ]);
+    });
+  });
+
+  describe('when one variable is bad', () => {
+    it.each([
+      ['PORT', '65536'],
+      ['PORT', '-1'],
+      ['PORT', '80.5'],
+      ['PORT', '1e3'],
+      ['WORKER_CONCURRENCY', '10001'],
+      ['ROLES', ','],
+      ['QUEUE_PREFIX', 'has space'],
+      ['DIAGNOSTIC_JOBS', 'yes'],
+      ['RUN_MIGRATIONS', '1'],
+      ['REDIS_URL', 'not a url'],
+      ['DATABASE_URL', 'mysql://db.internal:3306/'],
+      ['DATABASE_URL', 'mysql://db.internal/ledger-queue'],
+    ])('rejects %s=%s', (key, value) => {
+      const error = configErrorOf({ [key]: value });
+
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0].startsWith(key)).toBe(true);
+    });
+  });
+
+  describe('when DATABASE_URL holds a password and is rejected', () => {
+    const password = 'Sup3r$ecretPw';
+    const encoded = encodeURIComponent(password);
+
+    it.each([
+      ['a URL of another database', `postgres://ledger:${encoded}@db:5432/jobs`],
+      ['a URL that does not parse', `mysql://ledger:${encoded}@db:notaport/jobs`],
+      ['a URL without a database name', `mysql://ledger:${encoded}@db:3306/`],
+      ['a URL with a bad database name', `mysql://ledger:${encoded}@db:3306/bad-name`],
+    ])('never repeats the password for %s', (_case, url) => {
+      const error = configErrorOf({ DATABASE_URL: url, PORT: 'abc' });
+
+      expect(error.message).toContain('DATABASE_URL');
+      expect(error.message).not.toContain(password);
+      expect(error.message).not.toContain(encoded);
+    });
+  });
+});

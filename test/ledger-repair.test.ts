@@ -1,0 +1,98 @@
+import { INestApplication } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
+import { QueueService } from '../src/modules/queue/queue.service';
+import {
+  createTestEnvironment,
+  getService,
+  startApp,
+  TestEnvironment,
+  waitFor,
+} from './support/test-context';
+
+describe('when the event stream is trimmed past the ledger cursor', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('trimmed');
+  });
+
+  afterAll(async () => {
+    for (const app of apps.reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  it('repairs every row from the jobs in Redis and records each repair with its evidence', async () => {
+    // No ledger role yet: the stream grows past its (small) maximum length unread.
+    const producer = await startApp(env, {
+      roles: ['api', 'worker'],
+      config: { diagnosticJobs: true, eventsMaxLen: 1000, workerConcurrency: 20 },
+    });
+    apps.push(producer);
+    const queue = getService(producer, QueueService);
+
+    const jobs = [];
+    for (let batch = 0; batch < 4; batch++) {
+      const requests = Array.from({ length: 100 }, () => ({ jobType: 'diag_noop', payload: {} }));
+      jobs.push(...(await queue.enqueueMany(requests)));
+    }
+    const failing = await queue.enqueue('diag_fail', { times: 9 }, { attempts: 1 });
+
+    await waitFor('Redis to finish every job', async () => {
+      const done = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
+      const failed = await env.redis.zcard(`${env.prefix}:diag_fail:failed`);
+
+      return done === jobs.length && failed === 1;
+    }, 30_000);
+    const streamInfo = (await env.redis.call('XINFO', 'STREAM', `${env.prefix}:diag_noop:events`)) as unknown[];
+    const entriesAdded = Number(streamInfo[streamInfo.indexOf('entries-added') + 1]);
+    const length = Number(streamInfo[streamInfo.indexOf('length') + 1]);
+    expect(entriesAdded - length).toBeGreaterThan(0);
+
+    const ledger = await startApp(env, { roles: ['ledger'], config: { diagnosticJobs: true, eventsMaxLen: 1000 } });
+    apps.push(ledger);
+    const dataSource = ledger.get(DataSource);
+
+    await waitFor('every row to reach its final status', async () => {
+      const [{ open }] = (await dataSource.query(
+        `SELECT COUNT(*) AS open FROM job_queue WHERE status IN ('pending', 'processing')`,
+      )) as Array<{ open: string }>;
+
+      return Number(open) === 0;
+    }, 30_000);
+
+    const rows = (await dataSource.query(
+      `SELECT status, attempt_count, COUNT(*) AS n FROM job_queue GROUP BY status, attempt_count`,
+    )) as Array<{ status: string; attempt_count: number; n: string }>;
+    expect(rows.map((row) => [row.status, row.attempt_count, Number(row.n)]).sort()).toEqual(
+      [
+        ['completed', 1, jobs.length],
+        ['failed', 1, 1],
+      ].sort(),
+    );
+    expect((await queue.get(failing.id))?.errorMessage).toBe('diagnostic failure on attempt 1');
+
+    const repairs = (await dataSource.query(
+      `SELECT COUNT(*) AS n FROM job_queue_history WHERE source = 'repair' AND note LIKE '%trimmed%'`,
+    )) as Array<{ n: string }>;
+    expect(Number(repairs[0].n)).toBeGreaterThan(0);
+    expect(getService(ledger, LedgerProjector).stats.repairs).toBeGreaterThan(0);
+
+    // Every job's history ends in exactly one terminal transition.
+    const terminal = (await dataSource.query(
+      `SELECT job_id, COUNT(*) AS n FROM job_queue_history
+       WHERE to_status IN ('completed', 'failed') GROUP BY job_id HAVING COUNT(*) <> 1`,
+    )) as unknown[];
+    expect(terminal).toEqual([]);
+
+    await waitFor('finished jobs to leave Redis', async () => {
+      const left = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
+
+      return left === 0;
+    });
+  });
+});
