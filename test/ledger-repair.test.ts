@@ -96,3 +96,42 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
     });
   });
 });
+
+describe('when the projector stopped between its commit and its clean-up', () => {
+  let env: TestEnvironment;
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('sweep');
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await env?.cleanup();
+  });
+
+  it('sweeps recorded finished jobs out of Redis and leaves unrecorded ones alone', async () => {
+    app = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    const dataSource = app.get(DataSource);
+    const completedKey = `${env.prefix}:diag_noop:completed`;
+    await dataSource.query(
+      `INSERT INTO job_queue (job_type, payload, status) VALUES ('diag_noop', '{}', 'completed')`,
+    );
+    const recordedId = await lastId(dataSource);
+    await env.redis.zadd(completedKey, 1, `job-${recordedId}`, 2, 'job-999999');
+    await env.redis.hset(`${env.prefix}:diag_noop:job-${recordedId}`, 'name', 'diag_noop');
+
+    const { LedgerDispatcher } = await import('../src/modules/ledger/ledger-dispatcher.service');
+    const removed = await getService(app, LedgerDispatcher).sweepFinishedJobs();
+
+    expect(removed).toBe(1);
+    expect(await env.redis.zrange(completedKey, 0, -1)).toEqual(['job-999999']);
+    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${recordedId}`)).toBe(0);
+  });
+});
+
+async function lastId(dataSource: DataSource): Promise<number> {
+  const [{ id }] = (await dataSource.query('SELECT MAX(id) AS id FROM job_queue')) as Array<{ id: string }>;
+
+  return Number(id);
+}

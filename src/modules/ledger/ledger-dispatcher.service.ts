@@ -13,7 +13,8 @@ import { JobEntity } from '../../entities';
 import { JobDispatcher } from '../queue/job-dispatcher.service';
 import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
-import { toBullJobId } from '../queue/queue.constants';
+import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
+import { FinishedJobsCleaner } from './finished-jobs.cleaner';
 import { DISPATCH_SCAN_LIMIT, LEDGER_MODULE_OPTIONS } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 
@@ -25,6 +26,7 @@ import { LedgerModuleOptions } from './ledger-module-options.interface';
 export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(LedgerDispatcher.name);
   private readonly redis: Redis;
+  private readonly cleaner: FinishedJobsCleaner;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
 
@@ -35,11 +37,13 @@ export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationSh
     @Inject(LEDGER_MODULE_OPTIONS) private readonly options: LedgerModuleOptions,
   ) {
     this.redis = createRedisClient(registry.options.redisUrl);
+    this.cleaner = new FinishedJobsCleaner(this.redis);
   }
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => {
       this.running ??= this.dispatchUndispatched()
+        .then(() => this.sweepFinishedJobs())
         .catch((error: unknown) =>
           this.logger.warn({ message: 'dispatch scan failed', error: String(error) }),
         )
@@ -83,6 +87,34 @@ export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationSh
     }
 
     return sent;
+  }
+
+  /**
+   * Removes finished jobs that the ledger already recorded but that are still in Redis: the
+   * projector stopped between its commit and its clean-up. Returns how many were removed.
+   */
+  async sweepFinishedJobs(): Promise<number> {
+    let removed = 0;
+
+    for (const queue of this.registry.jobTypes) {
+      const keyPrefix = `${this.registry.options.prefix}:${queue}:`;
+      const finished = [
+        ...(await this.redis.zrange(`${keyPrefix}completed`, 0, DISPATCH_SCAN_LIMIT - 1)),
+        ...(await this.redis.zrange(`${keyPrefix}failed`, 0, DISPATCH_SCAN_LIMIT - 1)),
+      ];
+      const rowIds = finished.map(fromBullJobId).filter((id): id is number => id !== undefined);
+      if (rowIds.length === 0) {
+        continue;
+      }
+
+      const recorded = await this.dataSource.getRepository(JobEntity).find({
+        select: { id: true },
+        where: { id: In(rowIds), status: In(['completed', 'failed']) },
+      });
+      removed += await this.cleaner.remove(keyPrefix, recorded.map((row) => toBullJobId(row.id)));
+    }
+
+    return removed;
   }
 
   private async missingFromRedis(rows: Array<{ id: number; jobType: string }>): Promise<number[]> {

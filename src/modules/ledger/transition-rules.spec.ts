@@ -293,15 +293,18 @@ describe('applyEvent', () => {
       });
     });
 
-    it.each(['added', 'waiting'])('changes nothing on %s when the row was already dispatched', (name) => {
-      const row = pendingRow({ dispatchedAt: new Date(T0), lastEventId: streamId(0) });
-      const before = { ...row };
+    it.each(['added', 'waiting'])(
+      'changes nothing on %s when the row was already dispatched',
+      (name) => {
+        const row = pendingRow({ dispatchedAt: new Date(T0), lastEventId: streamId(0) });
+        const before = { ...row };
 
-      const outcome = applyEvent(row, queueEvent(streamId(5), name), {});
+        const outcome = applyEvent(row, queueEvent(streamId(5), name), {});
 
-      expect(outcome).toEqual({ changed: false });
-      expect(row).toEqual(before);
-    });
+        expect(outcome).toEqual({ changed: false });
+        expect(row).toEqual(before);
+      },
+    );
 
     it('records the dispatch and the run time of a job delayed from the start', () => {
       const row = pendingRow();
@@ -376,27 +379,30 @@ describe('applyEvent', () => {
       ['removed', {}, false],
     ];
 
-    it.each(['completed', 'failed'] as const)('never changes a %s row, whatever the event', (status) => {
-      for (const [name, fields, followedByStall] of events) {
-        const row = processingRow({
-          status,
-          finishedAt: new Date(T0),
-          errorMessage: status === 'failed' ? 'final reason' : null,
-          lastEventId: streamId(0),
-        });
-        const before = { ...row };
+    it.each(['completed', 'failed'] as const)(
+      'never changes a %s row, whatever the event',
+      (status) => {
+        for (const [name, fields, followedByStall] of events) {
+          const row = processingRow({
+            status,
+            finishedAt: new Date(T0),
+            errorMessage: status === 'failed' ? 'final reason' : null,
+            lastEventId: streamId(0),
+          });
+          const before = { ...row };
 
-        const outcome = applyEvent(
-          row,
-          queueEvent(streamId(100), name, fields),
-          { processedBy: 'other', failedReason: 'other' },
-          followedByStall,
-        );
+          const outcome = applyEvent(
+            row,
+            queueEvent(streamId(100), name, fields),
+            { processedBy: 'other', failedReason: 'other' },
+            followedByStall,
+          );
 
-        expect(outcome).toEqual({ changed: false });
-        expect(row).toEqual(before);
-      }
-    });
+          expect(outcome).toEqual({ changed: false });
+          expect(row).toEqual(before);
+        }
+      },
+    );
   });
 
   describe('when the event is one the ledger does not track', () => {
@@ -572,12 +578,7 @@ describe('reconcileRow', () => {
     it('never lowers the attempt count', () => {
       const row = processingRow({ attemptCount: 3 });
 
-      const transition = reconcileRow(
-        row,
-        redisState({ attemptsStarted: 1 }),
-        streamId(900),
-        'x',
-      );
+      const transition = reconcileRow(row, redisState({ attemptsStarted: 1 }), streamId(900), 'x');
 
       expect(row.attemptCount).toBe(3);
       expect(transition?.attempt).toBe(3);
