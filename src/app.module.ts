@@ -37,7 +37,10 @@ export class AppModule {
     const imports: NonNullable<DynamicModule['imports']> = [ConfigModule.forRoot(config)];
 
     if (needsDatabase) {
-      imports.push(DatabaseModule.forRoot(), QueueModule.forRoot({ ...queueOptions(config), jobTypes }));
+      imports.push(
+        DatabaseModule.forRoot(),
+        QueueModule.forRoot({ ...queueOptions(config), jobTypes }),
+      );
     }
 
     if (config.roles.includes('api')) {

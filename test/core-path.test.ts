@@ -140,7 +140,11 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     const queryRunner = dataSource.createQueryRunner();
     await queryRunner.connect();
     await queryRunner.startTransaction();
-    const job = await queue.enqueue('diag_noop', { tx: 'commit' }, { manager: queryRunner.manager });
+    const job = await queue.enqueue(
+      'diag_noop',
+      { tx: 'commit' },
+      { manager: queryRunner.manager },
+    );
 
     const inRedisBeforeCommit = await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`);
     const visibleOutside = await dataSource.getRepository(JobEntity).findOneBy({ id: job.id });
@@ -214,7 +218,9 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
 });
 
 async function countRows(dataSource: DataSource): Promise<number> {
-  const [{ n }] = (await dataSource.query('SELECT COUNT(*) AS n FROM job_queue')) as Array<{ n: string }>;
+  const [{ n }] = (await dataSource.query('SELECT COUNT(*) AS n FROM job_queue')) as Array<{
+    n: string;
+  }>;
 
   return Number(n);
 }

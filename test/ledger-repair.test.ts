@@ -42,28 +42,43 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
     }
     const failing = await queue.enqueue('diag_fail', { times: 9 }, { attempts: 1 });
 
-    await waitFor('Redis to finish every job', async () => {
-      const done = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
-      const failed = await env.redis.zcard(`${env.prefix}:diag_fail:failed`);
+    await waitFor(
+      'Redis to finish every job',
+      async () => {
+        const done = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
+        const failed = await env.redis.zcard(`${env.prefix}:diag_fail:failed`);
 
-      return done === jobs.length && failed === 1;
-    }, 30_000);
-    const streamInfo = (await env.redis.call('XINFO', 'STREAM', `${env.prefix}:diag_noop:events`)) as unknown[];
+        return done === jobs.length && failed === 1;
+      },
+      30_000,
+    );
+    const streamInfo = (await env.redis.call(
+      'XINFO',
+      'STREAM',
+      `${env.prefix}:diag_noop:events`,
+    )) as unknown[];
     const entriesAdded = Number(streamInfo[streamInfo.indexOf('entries-added') + 1]);
     const length = Number(streamInfo[streamInfo.indexOf('length') + 1]);
     expect(entriesAdded - length).toBeGreaterThan(0);
 
-    const ledger = await startApp(env, { roles: ['ledger'], config: { diagnosticJobs: true, eventsMaxLen: 1000 } });
+    const ledger = await startApp(env, {
+      roles: ['ledger'],
+      config: { diagnosticJobs: true, eventsMaxLen: 1000 },
+    });
     apps.push(ledger);
     const dataSource = ledger.get(DataSource);
 
-    await waitFor('every row to reach its final status', async () => {
-      const [{ open }] = (await dataSource.query(
-        `SELECT COUNT(*) AS open FROM job_queue WHERE status IN ('pending', 'processing')`,
-      )) as Array<{ open: string }>;
+    await waitFor(
+      'every row to reach its final status',
+      async () => {
+        const [{ open }] = (await dataSource.query(
+          `SELECT COUNT(*) AS open FROM job_queue WHERE status IN ('pending', 'processing')`,
+        )) as Array<{ open: string }>;
 
-      return Number(open) === 0;
-    }, 30_000);
+        return Number(open) === 0;
+      },
+      30_000,
+    );
 
     const rows = (await dataSource.query(
       `SELECT status, attempt_count, COUNT(*) AS n FROM job_queue GROUP BY status, attempt_count`,
@@ -131,7 +146,9 @@ describe('when the projector stopped between its commit and its clean-up', () =>
 });
 
 async function lastId(dataSource: DataSource): Promise<number> {
-  const [{ id }] = (await dataSource.query('SELECT MAX(id) AS id FROM job_queue')) as Array<{ id: string }>;
+  const [{ id }] = (await dataSource.query('SELECT MAX(id) AS id FROM job_queue')) as Array<{
+    id: string;
+  }>;
 
   return Number(id);
 }

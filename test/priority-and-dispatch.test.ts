@@ -39,7 +39,10 @@ describe('priority order over a backlog', () => {
   });
 
   it('runs a larger priority first and equal priorities in order of arrival, retries included', async () => {
-    const producer = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    const producer = await startApp(env, {
+      roles: ['api', 'ledger'],
+      config: { diagnosticJobs: true },
+    });
     apps.push(producer);
     const queue = getService(producer, QueueService);
 
@@ -59,9 +62,11 @@ describe('priority order over a backlog', () => {
     const ids = enqueued.map((job) => job.id);
     await waitFor('the backlog to finish', () => allFinished(queue, ids));
 
-    const started = (await producer.get(DataSource).query(
-      `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
-    )) as Array<{ job_id: string }>;
+    const started = (await producer
+      .get(DataSource)
+      .query(
+        `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
+      )) as Array<{ job_id: string }>;
     const expected = [...enqueued]
       .sort((a, b) => b.priority - a.priority || a.id - b.id)
       .map((job) => job.id);
@@ -102,9 +107,11 @@ describe('equal priorities with a retried job', () => {
     await waitFor('all jobs to finish', () => allFinished(queue, all));
     await worker.close();
 
-    const started = (await app.get(DataSource).query(
-      `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
-    )) as Array<{ job_id: string }>;
+    const started = (await app
+      .get(DataSource)
+      .query(
+        `SELECT job_id FROM job_queue_history WHERE to_status = 'processing' ORDER BY id`,
+      )) as Array<{ job_id: string }>;
     expect(started.map((row) => Number(row.job_id))).toEqual([
       flaky.id,
       ...peers.map((job) => job.id),

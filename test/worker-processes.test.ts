@@ -37,7 +37,13 @@ describe('worker processes', () => {
 
   const worker = (extra: Record<string, string> = {}): SpawnedRole => {
     const role = spawnRole(
-      env.env({ ROLES: 'worker', DIAGNOSTIC_JOBS: 'true', WORKER_JOB_TYPES: 'diag_sleep', ...FAST_STALL, ...extra }),
+      env.env({
+        ROLES: 'worker',
+        DIAGNOSTIC_JOBS: 'true',
+        WORKER_JOB_TYPES: 'diag_sleep',
+        ...FAST_STALL,
+        ...extra,
+      }),
     );
     spawned.push(role);
 
@@ -45,11 +51,15 @@ describe('worker processes', () => {
   };
 
   const status = (id: number, wanted: string) =>
-    waitFor(`job ${id} to be ${wanted}`, async () => {
-      const row = await queue.get(id);
+    waitFor(
+      `job ${id} to be ${wanted}`,
+      async () => {
+        const row = await queue.get(id);
 
-      return row?.status === wanted ? row : undefined;
-    }, 30_000);
+        return row?.status === wanted ? row : undefined;
+      },
+      30_000,
+    );
 
   it('runs a job again after its worker is killed with SIGKILL mid-job, and records both starts', async () => {
     const victim = worker({ WORKER_NAME: 'victim' });
@@ -61,7 +71,11 @@ describe('worker processes', () => {
     await queue.get(job.id).then((row) => expect(row?.worker).toBe('victim'));
 
     // The second worker finds the abandoned job once its lock expires; make its run short.
-    await env.redis.hset(`${env.prefix}:diag_sleep:job-${job.id}`, 'data', JSON.stringify({ ms: 10 }));
+    await env.redis.hset(
+      `${env.prefix}:diag_sleep:job-${job.id}`,
+      'data',
+      JSON.stringify({ ms: 10 }),
+    );
     worker({ WORKER_NAME: 'rescuer' });
     const row = await status(job.id, 'completed');
 
@@ -89,7 +103,11 @@ describe('worker processes', () => {
     const waiting = await queue.enqueue('diag_sleep', { ms: 10 });
     const exit = await role.exited;
 
-    expect({ ...exit, output: exit.code === 0 ? '' : role.output() }).toEqual({ code: 0, signal: null, output: '' });
+    expect({ ...exit, output: exit.code === 0 ? '' : role.output() }).toEqual({
+      code: 0,
+      signal: null,
+      output: '',
+    });
     expect((await queue.get(running.id))?.status).not.toBe('processing');
     await status(running.id, 'completed');
     expect((await queue.get(waiting.id))?.status).toBe('pending');
@@ -100,11 +118,15 @@ describe('worker processes', () => {
 
     for (let kill = 1; kill <= 2; kill++) {
       const victim = worker({ WORKER_NAME: `victim-${kill}` });
-      await waitFor(`start #${kill}`, async () => {
-        const row = await queue.get(job.id);
+      await waitFor(
+        `start #${kill}`,
+        async () => {
+          const row = await queue.get(job.id);
 
-        return row?.status === 'processing' && row.attemptCount === kill;
-      }, 30_000);
+          return row?.status === 'processing' && row.attemptCount === kill;
+        },
+        30_000,
+      );
       victim.child.kill('SIGKILL');
       await victim.exited;
     }

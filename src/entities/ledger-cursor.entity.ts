@@ -2,11 +2,14 @@ import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 import { bigintAsNumber } from './bigint-number.transformer';
 
-/** How far the ledger has read each queue's event stream. Written with every applied batch. */
+/**
+ * How far the ledger has read each queue's event stream, keyed by the stream's Redis key so that
+ * two prefixes sharing a database keep separate cursors. Written with every applied batch.
+ */
 @Entity({ name: 'ledger_cursor' })
 export class LedgerCursorEntity {
-  @PrimaryColumn({ name: 'queue_name', type: 'varchar', length: 100 })
-  queueName!: string;
+  @PrimaryColumn({ name: 'stream_key', type: 'varchar', length: 255 })
+  streamKey!: string;
 
   @Column({ name: 'last_event_id', type: 'varchar', length: 40 })
   lastEventId!: string;

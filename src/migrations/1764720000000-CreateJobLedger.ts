@@ -58,12 +58,12 @@ export class CreateJobLedger1764720000000 implements MigrationInterface {
 
     await queryRunner.query(`
       CREATE TABLE ledger_cursor (
-        queue_name VARCHAR(100) NOT NULL,
+        stream_key VARCHAR(255) NOT NULL,
         last_event_id VARCHAR(40) NOT NULL,
         entries_read BIGINT UNSIGNED NOT NULL DEFAULT 0,
         epoch VARCHAR(40) NOT NULL,
         updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-        PRIMARY KEY (queue_name)
+        PRIMARY KEY (stream_key)
       ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci
     `);
   }

@@ -3,7 +3,12 @@ import Redis from 'ioredis';
 
 /** Fails fast, with a hint, when the services the integration tests need are not running. */
 export default async function globalSetup(): Promise<void> {
-  const redis = new Redis({ host: '127.0.0.1', port: 6379, lazyConnect: true, maxRetriesPerRequest: 0 });
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port: 6379,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+  });
   try {
     await redis.connect();
     await redis.ping();

@@ -25,7 +25,10 @@ export interface TestEnvironment {
 }
 
 export async function createTestEnvironment(label: string): Promise<TestEnvironment> {
-  const suffix = `${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}_${randomBytes(4).toString('hex')}`;
+  const suffix = `${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 20)}_${randomBytes(4).toString('hex')}`;
   const databaseName = `lq_test_${suffix}`;
   const prefix = `lqtest-${suffix}`;
   const baseEnv = {
@@ -105,7 +108,9 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`,
+  );
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {

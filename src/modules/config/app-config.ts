@@ -65,7 +65,12 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     database: reader.database('DATABASE_URL', DEFAULT_DATABASE_URL),
     port: reader.integer('PORT', 3000, 0, 65535),
     roles: reader.roles('ROLES'),
-    queuePrefix: reader.pattern('QUEUE_PREFIX', 'lq', /^[A-Za-z0-9_{}.-]{1,64}$/, 'letters, digits, _ . - { }'),
+    queuePrefix: reader.pattern(
+      'QUEUE_PREFIX',
+      'lq',
+      /^[A-Za-z0-9_{}.-]{1,64}$/,
+      'letters, digits, _ . - { }',
+    ),
     workerJobTypes: reader.optionalList('WORKER_JOB_TYPES'),
     workerConcurrency: reader.integer('WORKER_CONCURRENCY', 10, 1, 10_000),
     workerName: env.WORKER_NAME ?? `${hostname()}:${process.pid}`,
@@ -174,7 +179,8 @@ class EnvReader {
     const raw = this.env[key] || fallback;
     const parsed = this.parseUrl(key, raw);
     if (parsed && !protocols.includes(parsed.protocol)) {
-      this.problems.push(`${key}: expected a URL starting with ${protocols.join(' or ')}//`);
+      const schemes = protocols.map((protocol) => `${protocol}//`).join(' or ');
+      this.problems.push(`${key}: expected a URL starting with ${schemes}`);
     }
 
     return raw;
@@ -183,23 +189,37 @@ class EnvReader {
   database(key: string, fallback: string): DatabaseConfig {
     const raw = this.env[key] || fallback;
     const parsed = this.parseUrl(key, raw);
-    const database = parsed ? decodeURIComponent(parsed.pathname.replace(/^\//, '')) : '';
+    const database = parsed ? this.decode(key, parsed.pathname.replace(/^\//, '')) : '';
 
     if (parsed && !['mysql:', 'mariadb:'].includes(parsed.protocol)) {
       this.problems.push(`${key}: expected mysql://user:password@host:port/database`);
     }
 
     if (parsed && !/^[A-Za-z0-9_]{1,64}$/.test(database)) {
-      this.problems.push(`${key}: expected a database name of letters, digits and _ after the host`);
+      this.problems.push(
+        `${key}: expected a database name of letters, digits and _ after the host`,
+      );
     }
 
     return {
-      host: parsed?.hostname || '127.0.0.1',
+      host: (parsed?.hostname || '127.0.0.1').replace(/^\[(.*)\]$/, '$1'),
       port: parsed?.port ? Number(parsed.port) : 3306,
-      user: parsed ? decodeURIComponent(parsed.username) || 'root' : 'root',
-      password: parsed ? decodeURIComponent(parsed.password) : '',
+      user: (parsed && this.decode(key, parsed.username)) || 'root',
+      password: parsed ? this.decode(key, parsed.password) : '',
       database,
     };
+  }
+
+  private decode(key: string, part: string): string {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      this.problems.push(
+        `${key}: expected URL-encoded user, password and database (write % as %25)`,
+      );
+
+      return '';
+    }
   }
 
   private parseUrl(key: string, raw: string): URL | undefined {

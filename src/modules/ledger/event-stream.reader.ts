@@ -67,7 +67,13 @@ export class EventStreamReader {
 
   /** The next event after `afterId`, if there is one yet. */
   async peekAfter(position: StreamPosition, afterId: string): Promise<QueueEvent | undefined> {
-    const entries = (await this.redis.xrange(position.key, `(${afterId}`, '+', 'COUNT', 1)) as RawStreamEntry[];
+    const entries = (await this.redis.xrange(
+      position.key,
+      `(${afterId}`,
+      '+',
+      'COUNT',
+      1,
+    )) as RawStreamEntry[];
 
     return entries.length > 0 ? parseStreamEntry(position.queue, entries[0]) : undefined;
   }
@@ -105,7 +111,7 @@ function parseStreamInfo([error, reply]: [Error | null, unknown]): StreamSnapsho
     exists: true,
     length: Number(info.get('length') ?? 0),
     entriesAdded: Number(info.get('entries-added') ?? 0),
-    lastGeneratedId: String(info.get('last-generated-id') ?? '0-0'),
+    lastGeneratedId: readString(info.get('last-generated-id')) ?? '0-0',
   };
 }
 
@@ -121,4 +127,8 @@ function parseRead(queue: string, [error, reply]: [Error | null, unknown]): Queu
   const [, entries] = reply[0] as [string, RawStreamEntry[]];
 
   return entries.map((entry) => parseStreamEntry(queue, entry));
+}
+
+function readString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }

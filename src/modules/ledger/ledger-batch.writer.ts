@@ -21,7 +21,7 @@ interface RowRecord {
 }
 
 interface CursorRecord {
-  queue_name: string;
+  stream_key: string;
   last_event_id: string;
   entries_read: string | number;
   epoch: string;
@@ -41,12 +41,12 @@ export class LedgerBatchWriter {
     const rows = new Map<number, LedgerRowState>();
 
     for (const chunk of chunks(ids, ROWS_PER_STATEMENT)) {
-      const records = (await manager.query(
+      const records = await manager.query<RowRecord[]>(
         `SELECT id, status, attempt_count, error_message, worker, run_at, dispatched_at,
                 started_at, finished_at, last_event_id
          FROM job_queue WHERE id IN (${placeholders(chunk.length)})`,
         chunk,
-      )) as RowRecord[];
+      );
 
       for (const record of records) {
         const row = toRowState(record);
@@ -57,18 +57,22 @@ export class LedgerBatchWriter {
     return rows;
   }
 
-  async loadCursors(manager: EntityManager, queues: string[], lock = false): Promise<Map<string, CursorRecord>> {
-    if (queues.length === 0) {
+  async loadCursors(
+    manager: EntityManager,
+    streamKeys: string[],
+    lock = false,
+  ): Promise<Map<string, CursorRecord>> {
+    if (streamKeys.length === 0) {
       return new Map();
     }
 
-    const records = (await manager.query(
-      `SELECT queue_name, last_event_id, entries_read, epoch FROM ledger_cursor
-       WHERE queue_name IN (${placeholders(queues.length)}) ${lock ? 'FOR UPDATE' : ''}`,
-      queues,
-    )) as CursorRecord[];
+    const records = await manager.query<CursorRecord[]>(
+      `SELECT stream_key, last_event_id, entries_read, epoch FROM ledger_cursor
+       WHERE stream_key IN (${placeholders(streamKeys.length)}) ${lock ? 'FOR UPDATE' : ''}`,
+      streamKeys,
+    );
 
-    return new Map(records.map((record) => [record.queue_name, record]));
+    return new Map(records.map((record) => [record.stream_key, record]));
   }
 
   /**
@@ -78,12 +82,12 @@ export class LedgerBatchWriter {
   async assertCursorsUnchanged(manager: EntityManager, expected: StreamPosition[]): Promise<void> {
     const stored = await this.loadCursors(
       manager,
-      expected.map((position) => position.queue),
+      expected.map((position) => position.key),
       true,
     );
 
     for (const position of expected) {
-      const record = stored.get(position.queue);
+      const record = stored.get(position.key);
       const storedCursor = record?.last_event_id ?? '0-0';
       if (storedCursor !== position.cursor || (record && record.epoch !== position.epoch)) {
         throw new CursorMovedError(position.queue);
@@ -141,7 +145,9 @@ export class LedgerBatchWriter {
         `INSERT INTO job_queue_history
            (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
             event_id, note)
-         VALUES ${Array(chunk.length).fill(`(${placeholders(10)})`).join(', ')}`,
+         VALUES ${Array(chunk.length)
+           .fill(`(${placeholders(10)})`)
+           .join(', ')}`,
         values,
       );
     }
@@ -153,12 +159,12 @@ export class LedgerBatchWriter {
     }
 
     await manager.query(
-      `INSERT INTO ledger_cursor (queue_name, last_event_id, entries_read, epoch)
+      `INSERT INTO ledger_cursor (stream_key, last_event_id, entries_read, epoch)
        VALUES ${Array(positions.length).fill('(?, ?, ?, ?)').join(', ')}
        ON DUPLICATE KEY UPDATE last_event_id = VALUES(last_event_id),
          entries_read = VALUES(entries_read), epoch = VALUES(epoch)`,
       positions.flatMap((position) => [
-        position.queue,
+        position.key,
         position.cursor,
         position.entriesRead,
         position.epoch,

@@ -62,28 +62,37 @@ export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationSh
    * many were sent.
    */
   async dispatchUndispatched(): Promise<number> {
-    const candidates = await this.dataSource.query(
+    const candidates = await this.dataSource.query<
+      Array<{ id: string | number; job_type: string }>
+    >(
       `SELECT id, job_type FROM job_queue
        WHERE status = 'pending' AND dispatched_at IS NULL
          AND created_at < NOW(3) - INTERVAL ? MICROSECOND
        ORDER BY id LIMIT ?`,
       [this.registry.options.dispatchGraceMs * 1000, DISPATCH_SCAN_LIMIT],
-    ) as Array<{ id: string | number; job_type: string }>;
+    );
     if (candidates.length === 0) {
       return 0;
     }
 
-    const missing = await this.missingFromRedis(candidates.map((row) => ({ id: Number(row.id), jobType: row.job_type })));
+    const missing = await this.missingFromRedis(
+      candidates.map((row) => ({ id: Number(row.id), jobType: row.job_type })),
+    );
     if (missing.length === 0) {
       return 0;
     }
 
     // Read the rows after asking Redis: a row that is still not finished now was not removed
     // from Redis by the ledger, so its job is truly absent and sending it cannot run it twice.
-    const rows = await this.dataSource.getRepository(JobEntity).findBy({ id: In(missing), status: 'pending' });
+    const rows = await this.dataSource
+      .getRepository(JobEntity)
+      .findBy({ id: In(missing), status: 'pending' });
     const sent = await this.dispatcher.dispatch(rows);
     if (sent > 0) {
-      this.logger.warn({ message: 'sent jobs that had not reached Redis', jobIds: rows.map((row) => row.id) });
+      this.logger.warn({
+        message: 'sent jobs that had not reached Redis',
+        jobIds: rows.map((row) => row.id),
+      });
     }
 
     return sent;
@@ -111,7 +120,10 @@ export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationSh
         select: { id: true },
         where: { id: In(rowIds), status: In(['completed', 'failed']) },
       });
-      removed += await this.cleaner.remove(keyPrefix, recorded.map((row) => toBullJobId(row.id)));
+      removed += await this.cleaner.remove(
+        keyPrefix,
+        recorded.map((row) => toBullJobId(row.id)),
+      );
     }
 
     return removed;

@@ -18,7 +18,12 @@ import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
 import { FinishedJobsCleaner } from './finished-jobs.cleaner';
 import { CursorMovedError, LedgerBatchWriter } from './ledger-batch.writer';
-import { epochMarkerKey, LEADERSHIP_RETRY_MS, LEDGER_MODULE_OPTIONS, projectorLockName } from './ledger.constants';
+import {
+  epochMarkerKey,
+  LEADERSHIP_RETRY_MS,
+  LEDGER_MODULE_OPTIONS,
+  projectorLockName,
+} from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 import { LedgerRepairer } from './ledger-repairer';
 import { QueueEvent } from './queue-event';
@@ -179,10 +184,16 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     facts: Map<string, JobFacts>,
     stalledEvents: Set<string>,
   ): Promise<BatchResult> {
-    await this.writer.assertCursorsUnchanged(manager, reads.map((read) => read.position));
+    await this.writer.assertCursorsUnchanged(
+      manager,
+      reads.map((read) => read.position),
+    );
 
     const rowIds = [...new Set(reads.flatMap((read) => read.events.map(eventRowId)))];
-    const rows = await this.writer.loadRows(manager, rowIds.filter((id): id is number => id !== undefined));
+    const rows = await this.writer.loadRows(
+      manager,
+      rowIds.filter((id): id is number => id !== undefined),
+    );
     const changed = new Map<number, LedgerRowState>();
     const transitions: TransitionRecord[] = [];
     const finishedByQueue = new Map<string, string[]>();
@@ -195,7 +206,12 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
           continue;
         }
 
-        const outcome = applyEvent(row, event, facts.get(event.jobId ?? '') ?? {}, stalledEvents.has(event.id));
+        const outcome = applyEvent(
+          row,
+          event,
+          facts.get(event.jobId ?? '') ?? {},
+          stalledEvents.has(event.id),
+        );
         if (outcome.changed) {
           changed.set(row.id, row);
         }
@@ -213,7 +229,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const positions = reads.map((read) => advance(read));
     await this.writer.updateRows(manager, [...changed.values()]);
     await this.writer.insertTransitions(manager, transitions);
-    await this.writer.saveCursors(manager, positions.filter((p, i) => p !== reads[i].position));
+    await this.writer.saveCursors(
+      manager,
+      positions.filter((p, i) => p !== reads[i].position),
+    );
     this.stats.eventsRead += reads.reduce((sum, read) => sum + read.events.length, 0);
 
     return { positions, finishedByQueue, transitions: transitions.length };
@@ -239,7 +258,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const facts = new Map<string, JobFacts>();
     wanted.forEach(({ jobId }, index) => {
       const [processedBy, failedReason] = (results[index]?.[1] as Array<string | null>) ?? [];
-      facts.set(jobId, { processedBy: processedBy ?? undefined, failedReason: failedReason ?? undefined });
+      facts.set(jobId, {
+        processedBy: processedBy ?? undefined,
+        failedReason: failedReason ?? undefined,
+      });
     });
 
     return facts;
@@ -259,7 +281,8 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
           continue;
         }
 
-        const next = read.events[index + 1] ?? (await this.reader.peekAfter(read.position, event.id));
+        const next =
+          read.events[index + 1] ?? (await this.reader.peekAfter(read.position, event.id));
         if (next?.event === 'stalled' && next.jobId === event.jobId) {
           stalled.add(event.id);
         }
@@ -274,7 +297,8 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     if (marker !== position.epoch) {
       this.logger.warn({
-        message: 'Redis no longer holds this queue\'s events (restarted empty or flushed); repairing',
+        message:
+          "Redis no longer holds this queue's events (restarted empty or flushed); repairing",
         queue: position.queue,
       });
       await this.repairer.repairQueue(position.queue, 'Redis lost the queue events');
@@ -307,9 +331,12 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
   private async loadPositions(): Promise<StreamPosition[]> {
     const queues = this.registry.jobTypes;
-    const stored = await this.writer.loadCursors(this.dataSource.manager, queues);
+    const stored = await this.writer.loadCursors(
+      this.dataSource.manager,
+      queues.map((queue) => this.registry.eventsKey(queue)),
+    );
     const positions = queues.map((queue): StreamPosition => {
-      const record = stored.get(queue);
+      const record = stored.get(this.registry.eventsKey(queue));
 
       return {
         queue,
@@ -321,7 +348,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       };
     });
 
-    const fresh = positions.filter((position) => !stored.has(position.queue));
+    const fresh = positions.filter((position) => !stored.has(position.key));
     if (fresh.length > 0) {
       await this.writer.saveCursors(this.dataSource.manager, fresh);
       for (const position of fresh) {

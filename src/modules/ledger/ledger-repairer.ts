@@ -43,18 +43,23 @@ export class LedgerRepairer {
       afterId = ids[ids.length - 1];
     }
 
-    this.logger.warn({ message: 'repaired ledger rows from Redis state', queue, repaired, evidence });
+    this.logger.warn({
+      message: 'repaired ledger rows from Redis state',
+      queue,
+      repaired,
+      evidence,
+    });
 
     return repaired;
   }
 
   private async nonTerminalIds(queue: string, afterId: number): Promise<number[]> {
-    const rows = (await this.dataSource.query(
+    const rows = await this.dataSource.query<Array<{ id: string | number }>>(
       `SELECT id FROM job_queue
        WHERE job_type = ? AND status IN ('pending', 'processing') AND id > ?
        ORDER BY id LIMIT ?`,
       [queue, afterId, REPAIR_CHUNK_SIZE],
-    )) as Array<{ id: string | number }>;
+    );
 
     return rows.map((row) => Number(row.id));
   }
@@ -74,7 +79,12 @@ export class LedgerRepairer {
 
       for (const row of rows.values()) {
         const state = snapshot.jobs.get(row.id);
-        if (!state || state.status === 'missing' || row.status === 'completed' || row.status === 'failed') {
+        if (
+          !state ||
+          state.status === 'missing' ||
+          row.status === 'completed' ||
+          row.status === 'failed'
+        ) {
           continue;
         }
 
@@ -93,7 +103,9 @@ export class LedgerRepairer {
 
     // As after every batch: a job leaves Redis only once its end is committed.
     const finished = transitions
-      .filter((transition) => transition.toStatus === 'completed' || transition.toStatus === 'failed')
+      .filter(
+        (transition) => transition.toStatus === 'completed' || transition.toStatus === 'failed',
+      )
       .map((transition) => toBullJobId(transition.jobId));
     await this.cleaner.remove(`${this.registry.options.prefix}:${queue}:`, finished);
 
@@ -138,6 +150,9 @@ export function reconcileRow(
     occurredAt: state.finishedOn ?? state.processedOn ?? new Date(),
     source: 'repair',
     eventId: streamId,
-    note: `repaired from Redis (${evidence}): job ${state.status}, ${state.attemptsStarted} start(s)`.slice(0, 255),
+    note: `repaired from Redis (${evidence}): job ${state.status}, ${state.attemptsStarted} start(s)`.slice(
+      0,
+      255,
+    ),
   };
 }

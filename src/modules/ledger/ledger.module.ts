@@ -2,7 +2,11 @@ import { DynamicModule, Module } from '@nestjs/common';
 
 import { LedgerDispatcher } from './ledger-dispatcher.service';
 import { LedgerProjector } from './ledger-projector.service';
-import { LEDGER_MODULE_OPTIONS, PROJECTOR_BATCH_SIZE, PROJECTOR_IDLE_BLOCK_MS } from './ledger.constants';
+import {
+  LEDGER_MODULE_OPTIONS,
+  PROJECTOR_BATCH_SIZE,
+  PROJECTOR_IDLE_BLOCK_MS,
+} from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 
 /**
@@ -20,7 +24,11 @@ export class LedgerModule {
 
     return {
       module: LedgerModule,
-      providers: [{ provide: LEDGER_MODULE_OPTIONS, useValue: resolved }, LedgerProjector, LedgerDispatcher],
+      providers: [
+        { provide: LEDGER_MODULE_OPTIONS, useValue: resolved },
+        LedgerProjector,
+        LedgerDispatcher,
+      ],
       exports: [LedgerProjector, LedgerDispatcher],
     };
   }

@@ -65,7 +65,9 @@ export function applyEvent(
   }
 
   const at = streamIdTime(event.id);
-  const outcome = isTerminal(row.status) ? UNCHANGED : dispatchEvent(row, event, facts, at, followedByStall);
+  const outcome = isTerminal(row.status)
+    ? UNCHANGED
+    : dispatchEvent(row, event, facts, at, followedByStall);
   if (outcome.changed) {
     row.lastEventId = event.id;
   }
@@ -94,7 +96,13 @@ function dispatchEvent(
     case 'completed':
       return finish(row, event, at, 'completed', null);
     case 'failed':
-      return finish(row, event, at, 'failed', event.fields.failedReason ?? facts.failedReason ?? null);
+      return finish(
+        row,
+        event,
+        at,
+        'failed',
+        event.fields.failedReason ?? facts.failedReason ?? null,
+      );
     default:
       return UNCHANGED;
   }
@@ -110,7 +118,12 @@ function markDispatched(row: LedgerRowState, at: Date): EventOutcome {
   return { changed: true };
 }
 
-function onDelayed(row: LedgerRowState, event: QueueEvent, facts: JobFacts, at: Date): EventOutcome {
+function onDelayed(
+  row: LedgerRowState,
+  event: QueueEvent,
+  facts: JobFacts,
+  at: Date,
+): EventOutcome {
   const until = Number(event.fields.delay);
   const runAt = Number.isFinite(until) && until > 0 ? new Date(until) : row.runAt;
 
@@ -137,7 +150,10 @@ function onActive(row: LedgerRowState, event: QueueEvent, facts: JobFacts, at: D
   row.finishedAt = null;
   row.worker = facts.processedBy ?? null;
 
-  return { changed: true, transition: transition(row, event, at, 'pending', 'processing', null, null) };
+  return {
+    changed: true,
+    transition: transition(row, event, at, 'pending', 'processing', null, null),
+  };
 }
 
 interface PendingReason {
@@ -160,7 +176,15 @@ function returnToPending(
 
   return {
     changed: true,
-    transition: transition(row, event, at, 'processing', 'pending', reason.errorMessage, reason.note),
+    transition: transition(
+      row,
+      event,
+      at,
+      'processing',
+      'pending',
+      reason.errorMessage,
+      reason.note,
+    ),
   };
 }
 

@@ -5,12 +5,18 @@ import { JobValidationError } from './queue.errors';
 
 const NOW = Date.parse('2026-12-03T10:00:00.000Z');
 
+const DEFINITIONS: JobTypeDefinition[] = [
+  { name: 'email_dispatch', attempts: 3, backoff: { strategy: 'exponential', delayMs: 200 } },
+  {
+    name: 'report_generate',
+    attempts: 2,
+    backoff: { strategy: 'fixed', delayMs: 500, jitter: 0.2 },
+  },
+  { name: 'data_migration' },
+];
+
 const CATALOGUE: ReadonlyMap<string, JobTypeDefinition> = new Map(
-  [
-    { name: 'email_dispatch', attempts: 3, backoff: { strategy: 'exponential', delayMs: 200 } },
-    { name: 'report_generate', attempts: 2, backoff: { strategy: 'fixed', delayMs: 500, jitter: 0.2 } },
-    { name: 'data_migration' },
-  ].map((definition: JobTypeDefinition) => [definition.name, definition]),
+  DEFINITIONS.map((definition) => [definition.name, definition]),
 );
 
 const LIMITS = { payloadLimitBytes: 1024 };
@@ -24,7 +30,10 @@ function untyped<T>(value: unknown): T {
   return value as T;
 }
 
-function validate(overrides: Partial<EnqueueRequest>, path = ''): ReturnType<typeof validateEnqueueRequest> {
+function validate(
+  overrides: Partial<EnqueueRequest>,
+  path = '',
+): ReturnType<typeof validateEnqueueRequest> {
   return validateEnqueueRequest(request(overrides), CATALOGUE, LIMITS, path, NOW);
 }
 
@@ -40,7 +49,11 @@ function rejectionOf(run: () => unknown): JobValidationError {
   throw new Error('expected a JobValidationError, but the request was accepted');
 }
 
-function expectRejected(run: () => unknown, field: string, rule: string | RegExp): JobValidationError {
+function expectRejected(
+  run: () => unknown,
+  field: string,
+  rule: string | RegExp,
+): JobValidationError {
   const error = rejectionOf(run);
 
   expect(error.field).toBe(field);
@@ -116,7 +129,11 @@ describe('validateEnqueueRequest', () => {
     });
 
     it('suggests the declared name for a wrongly capitalised one', () => {
-      expectRejected(() => validate({ jobType: 'Email_Dispatch' }), 'jobType', /did you mean "email_dispatch"\?$/);
+      expectRejected(
+        () => validate({ jobType: 'Email_Dispatch' }),
+        'jobType',
+        /did you mean "email_dispatch"\?$/,
+      );
     });
 
     it('gives no hint when no declared name is close', () => {
@@ -150,7 +167,9 @@ describe('validateEnqueueRequest', () => {
         'expected a string naming a declared job type',
       );
 
-      expect(error.message).toBe(`jobType: expected a string naming a declared job type, got ${got}`);
+      expect(error.message).toBe(
+        `jobType: expected a string naming a declared job type, got ${got}`,
+      );
     });
   });
 
@@ -198,9 +217,10 @@ describe('validateEnqueueRequest', () => {
     const limits = { payloadLimitBytes: 10 };
 
     it('accepts a payload of exactly the limit, counted in UTF-8 bytes', () => {
-      expect(validateEnqueueRequest(request({ payload: 'éééé' }), CATALOGUE, limits, '', NOW).payloadJson).toBe(
-        '"éééé"',
-      );
+      expect(
+        validateEnqueueRequest(request({ payload: 'éééé' }), CATALOGUE, limits, '', NOW)
+          .payloadJson,
+      ).toBe('"éééé"');
     });
 
     it('rejects one byte over and names both sizes in bytes', () => {
@@ -301,13 +321,19 @@ describe('validateEnqueueRequest', () => {
     });
 
     it.each([0, 0.25, 1])('accepts a jitter of %p', (jitter) => {
-      expect(validate({ backoff: { strategy: 'exponential', delayMs: 100, jitter } }).backoff?.jitter).toBe(jitter);
+      expect(
+        validate({ backoff: { strategy: 'exponential', delayMs: 100, jitter } }).backoff?.jitter,
+      ).toBe(jitter);
     });
   });
 
   describe('when a delay is given in milliseconds', () => {
     it.each([-1, 2.5, MAX_DELAY_MS + 1])('rejects %p', (delayMs) => {
-      expectRejected(() => validate({ delayMs }), 'delayMs', `expected an integer from 0 to ${MAX_DELAY_MS}`);
+      expectRejected(
+        () => validate({ delayMs }),
+        'delayMs',
+        `expected an integer from 0 to ${MAX_DELAY_MS}`,
+      );
     });
 
     it.each([0, MAX_DELAY_MS])('accepts %p, the ends of the range', (delayMs) => {
@@ -325,7 +351,11 @@ describe('validateEnqueueRequest', () => {
     });
 
     it('rejects an invalid Date', () => {
-      expectRejected(() => validate({ runAt: new Date('not a date') }), 'runAt', 'expected a valid Date');
+      expectRejected(
+        () => validate({ runAt: new Date('not a date') }),
+        'runAt',
+        'expected a valid Date',
+      );
     });
 
     it('rejects a value that is not a Date', () => {

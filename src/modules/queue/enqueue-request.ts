@@ -1,11 +1,6 @@
 import { BackoffStrategy } from '../../entities/job.entity';
 import { BackoffOptions, JobTypeDefinition } from './job-type.interface';
-import {
-  MAX_ATTEMPTS,
-  MAX_BACKOFF_DELAY_MS,
-  MAX_DELAY_MS,
-  MAX_PRIORITY,
-} from './queue.constants';
+import { MAX_ATTEMPTS, MAX_BACKOFF_DELAY_MS, MAX_DELAY_MS, MAX_PRIORITY } from './queue.constants';
 import { JobValidationError } from './queue.errors';
 
 /** Per-job options a producer may set; every one falls back to the job type's default. */
@@ -76,7 +71,11 @@ function requireJobType(
   field: string,
 ): JobTypeDefinition {
   if (typeof jobType !== 'string') {
-    throw new JobValidationError(field, 'expected a string naming a declared job type', describe(jobType));
+    throw new JobValidationError(
+      field,
+      'expected a string naming a declared job type',
+      describe(jobType),
+    );
   }
 
   const definition = catalogue.get(jobType);
@@ -118,19 +117,33 @@ function serialisePayload(payload: unknown, limitBytes: number, field: string): 
   return json;
 }
 
-function integerInRange(value: unknown, min: number, max: number, field: string): number | undefined {
+function integerInRange(
+  value: unknown,
+  min: number,
+  max: number,
+  field: string,
+): number | undefined {
   if (value === undefined || value === null) {
     return undefined;
   }
 
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new JobValidationError(field, `expected an integer from ${min} to ${max}`, describe(value));
+    throw new JobValidationError(
+      field,
+      `expected an integer from ${min} to ${max}`,
+      describe(value),
+    );
   }
 
   return value;
 }
 
-function numberInRange(value: unknown, min: number, max: number, field: string): number | undefined {
+function numberInRange(
+  value: unknown,
+  min: number,
+  max: number,
+  field: string,
+): number | undefined {
   if (value === undefined || value === null) {
     return undefined;
   }
@@ -151,7 +164,11 @@ function normaliseBackoff(
   }
 
   if (typeof backoff !== 'object') {
-    throw new JobValidationError(field, 'expected an object { strategy, delayMs, jitter? }', describe(backoff));
+    throw new JobValidationError(
+      field,
+      'expected an object { strategy, delayMs, jitter? }',
+      describe(backoff),
+    );
   }
 
   if (!BACKOFF_STRATEGIES.includes(backoff.strategy)) {
@@ -189,7 +206,10 @@ function resolveDelay(
 
     const delay = Math.max(0, runAt.getTime() - now);
     if (delay > MAX_DELAY_MS) {
-      throw new JobValidationError(field('runAt'), `expected a time at most ${MAX_DELAY_MS} ms ahead`);
+      throw new JobValidationError(
+        field('runAt'),
+        `expected a time at most ${MAX_DELAY_MS} ms ahead`,
+      );
     }
 
     return delay;
@@ -225,7 +245,9 @@ export function closestName(input: string, candidates: string[]): string | undef
     }
   }
 
-  return best && best.distance <= Math.max(2, Math.floor(best.name.length / 4)) ? best.name : undefined;
+  return best && best.distance <= Math.max(2, Math.floor(best.name.length / 4))
+    ? best.name
+    : undefined;
 }
 
 function editDistance(a: string, b: string): number {

@@ -39,7 +39,9 @@ export class JobDispatcher {
 
     for (const [jobType, group] of groupByType(rows)) {
       try {
-        const adding = this.registry.queue(jobType).addBulk(group.map((row) => this.toBullJob(row)));
+        const adding = this.registry
+          .queue(jobType)
+          .addBulk(group.map((row) => this.toBullJob(row)));
         // BullMQ waits for a connection without limit; a producer must not. A send that
         // completes after the timeout is harmless: the job id makes a second send a no-op.
         await withTimeout(adding, this.registry.options.dispatchTimeoutMs);

@@ -35,13 +35,13 @@ export class JobLedgerRepository {
       job.delayMs * 1000,
     ]);
 
-    const result = (await manager.query(
+    const result = await manager.query<InsertResult>(
       `INSERT INTO job_queue
          (job_type, payload, priority, max_attempts, backoff_strategy, backoff_delay_ms,
           backoff_jitter, run_at)
        VALUES ${placeholders}`,
       parameters,
-    )) as InsertResult;
+    );
 
     // One multi-row INSERT gets consecutive ids from its first one.
     const firstId = Number(result.insertId);

@@ -8,7 +8,10 @@ export interface QueueConnectionOptions {
   prefix?: string;
   /** Largest accepted payload, as JSON bytes. @defaultValue 262144 (256 KiB) */
   payloadLimitBytes?: number;
-  /** Length each queue's event stream is trimmed to; the ledger repairs if it falls further behind. @defaultValue 100000 */
+  /**
+   * Length each queue's event stream is trimmed to; the ledger repairs if it falls further
+   * behind. @defaultValue 100000
+   */
   eventsMaxLen?: number;
   /**
    * How long after its commit a job may still be sent to Redis by the process that enqueued it.

@@ -27,7 +27,11 @@ export class QueueRegistry implements OnApplicationShutdown {
     if (!queue) {
       queue = new Queue(jobType, {
         // Fail fast while Redis is away: the row is committed and the ledger sends it later.
-        connection: { url: this.options.redisUrl, maxRetriesPerRequest: 1, enableOfflineQueue: false },
+        connection: {
+          url: this.options.redisUrl,
+          maxRetriesPerRequest: 1,
+          enableOfflineQueue: false,
+        },
         prefix: this.options.prefix,
         streams: { events: { maxLen: this.options.eventsMaxLen } },
       });

@@ -31,7 +31,9 @@ const PROVIDERS = [
 @Global()
 @Module({})
 export class QueueModule {
-  static forRoot(options: QueueConnectionOptions & { jobTypes: JobTypeDefinition[] }): DynamicModule {
+  static forRoot(
+    options: QueueConnectionOptions & { jobTypes: JobTypeDefinition[] },
+  ): DynamicModule {
     return QueueModule.build([
       { provide: QUEUE_MODULE_OPTIONS, useValue: resolveOptions(options, options.jobTypes) },
     ]);
@@ -91,7 +93,9 @@ function assertCatalogue(jobTypes: JobTypeDefinition[]): void {
 
     const attempts = definition.attempts ?? 1;
     if (!Number.isInteger(attempts) || attempts < 1 || attempts > MAX_ATTEMPTS) {
-      throw new Error(`Job type "${definition.name}": attempts must be an integer from 1 to ${MAX_ATTEMPTS}`);
+      throw new Error(
+        `Job type "${definition.name}": attempts must be an integer from 1 to ${MAX_ATTEMPTS}`,
+      );
     }
 
     seen.add(definition.name);

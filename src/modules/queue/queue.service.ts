@@ -46,7 +46,11 @@ export class QueueService {
    * @throws JobValidationError naming the field and the rule; nothing is written
    * @throws LedgerUnavailableError when the database cannot be written; nothing is sent
    */
-  async enqueue(jobType: string, payload: unknown, options: EnqueueOptions = {}): Promise<JobEntity> {
+  async enqueue(
+    jobType: string,
+    payload: unknown,
+    options: EnqueueOptions = {},
+  ): Promise<JobEntity> {
     const { manager, ...jobOptions } = options;
     const [row] = await this.accept([this.validate({ ...jobOptions, jobType, payload })], manager);
 

@@ -9,7 +9,11 @@ import { Job, UnrecoverableError, Worker } from 'bullmq';
 
 import { fromBullJobId } from '../queue/queue.constants';
 import { HandlerRegistry } from './handler-registry.service';
-import { MAX_ERROR_MESSAGE_LENGTH, WORKER_MODULE_OPTIONS } from './worker.constants';
+import {
+  FORCED_CLOSE_WAIT_MS,
+  MAX_ERROR_MESSAGE_LENGTH,
+  WORKER_MODULE_OPTIONS,
+} from './worker.constants';
 import { WorkerModuleOptions } from './worker-module-options.interface';
 
 /**
@@ -54,7 +58,11 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       // Abandoned jobs keep their lock until it expires; then BullMQ retries them as stalled.
       this.logger.warn({ message: 'shutdown timeout: abandoning running jobs' });
       this.shutdown.abort();
-      await Promise.all(this.workers.map((worker) => worker.close(true)));
+      // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
+      await Promise.race([
+        Promise.all(this.workers.map((worker) => worker.close(true))),
+        delay(FORCED_CLOSE_WAIT_MS),
+      ]);
     }
   }
 
