@@ -1,4 +1,6 @@
+import { getQueueToken } from '@nestjs/bullmq';
 import { INestApplication } from '@nestjs/common';
+import { Queue } from 'bullmq';
 import { DataSource } from 'typeorm';
 
 import { JobEntity } from '../src/entities';
@@ -205,6 +207,14 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     for (const row of rows) {
       expect((await finished(row.id)).status).toBe('completed');
     }
+  });
+
+  it("exposes each job type's BullMQ queue for @InjectQueue, sharing the configured prefix", async () => {
+    const bullQueue = app.get<Queue>(getQueueToken('diag_noop'));
+    const job = await queue.enqueue('diag_noop', {}, { delayMs: 60_000 });
+
+    expect(bullQueue.name).toBe('diag_noop');
+    expect(await bullQueue.getJobState(`job-${job.id}`)).toBe('delayed');
   });
 
   it('holds a delayed job until its time and records when it may run', async () => {

@@ -1,3 +1,4 @@
+import { getQueueToken } from '@nestjs/bullmq';
 import { DynamicModule, Global, Module, ModuleMetadata, Provider } from '@nestjs/common';
 
 import { AfterCommitDispatchSubscriber } from './after-commit-dispatch.subscriber';
@@ -34,9 +35,10 @@ export class QueueModule {
   static forRoot(
     options: QueueConnectionOptions & { jobTypes: JobTypeDefinition[] },
   ): DynamicModule {
-    return QueueModule.build([
-      { provide: QUEUE_MODULE_OPTIONS, useValue: resolveOptions(options, options.jobTypes) },
-    ]);
+    return QueueModule.build(
+      [{ provide: QUEUE_MODULE_OPTIONS, useValue: resolveOptions(options, options.jobTypes) }],
+      options.jobTypes,
+    );
   }
 
   static forRootAsync(options: QueueModuleAsyncOptions): DynamicModule {
@@ -47,14 +49,26 @@ export class QueueModule {
         resolveOptions(await options.useFactory(...args), options.jobTypes),
     };
 
-    return { ...QueueModule.build([optionsProvider]), imports: options.imports ?? [] };
+    return {
+      ...QueueModule.build([optionsProvider], options.jobTypes),
+      imports: options.imports ?? [],
+    };
   }
 
-  private static build(optionProviders: Provider[]): DynamicModule {
+  private static build(optionProviders: Provider[], jobTypes: JobTypeDefinition[]): DynamicModule {
+    // Each type's BullMQ queue under @nestjs/bullmq's token, so `@InjectQueue('type')` gives
+    // read access (counts, metrics). Enqueue through QueueService: a job added here directly
+    // has no ledger row.
+    const queueProviders: Provider[] = jobTypes.map((definition) => ({
+      provide: getQueueToken(definition.name),
+      inject: [QueueRegistry],
+      useFactory: (registry: QueueRegistry) => registry.queue(definition.name),
+    }));
+
     return {
       module: QueueModule,
-      providers: [...optionProviders, ...PROVIDERS],
-      exports: [QUEUE_MODULE_OPTIONS, ...PROVIDERS],
+      providers: [...optionProviders, ...PROVIDERS, ...queueProviders],
+      exports: [QUEUE_MODULE_OPTIONS, ...PROVIDERS, ...queueProviders],
     };
   }
 }
