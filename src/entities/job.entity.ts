@@ -62,6 +62,10 @@ export class JobEntity {
   @Column({ type: 'int', default: 0 })
   priority!: number;
 
+  /** A producer's key: the same key twice returns the first job and enqueues nothing. */
+  @Column({ name: 'idempotency_key', type: 'varchar', length: 255, nullable: true, unique: true })
+  idempotencyKey!: string | null;
+
   @Column({ name: 'max_attempts', type: 'int', default: 1 })
   maxAttempts!: number;
 

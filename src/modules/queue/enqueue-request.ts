@@ -15,6 +15,11 @@ export interface JobOptions {
   delayMs?: number;
   /** Run no sooner than this time. Exclusive with `delayMs`. */
   runAt?: Date;
+  /**
+   * Up to 255 characters. The same key again returns the first job and enqueues nothing, also
+   * long after that job finished.
+   */
+  idempotencyKey?: string;
 }
 
 export interface EnqueueRequest extends JobOptions {
@@ -30,6 +35,7 @@ export interface ValidatedJob {
   maxAttempts: number;
   backoff: Required<BackoffOptions> | null;
   delayMs: number;
+  idempotencyKey: string | null;
 }
 
 export interface ValidationLimits {
@@ -62,6 +68,7 @@ export function validateEnqueueRequest(
       1,
     backoff: normaliseBackoff(request.backoff ?? definition.backoff, field('backoff')),
     delayMs: resolveDelay(request, now, field),
+    idempotencyKey: validateIdempotencyKey(request.idempotencyKey, field('idempotencyKey')),
   };
 }
 
@@ -216,6 +223,18 @@ function resolveDelay(
   }
 
   return integerInRange(request.delayMs, 0, MAX_DELAY_MS, field('delayMs')) ?? 0;
+}
+
+function validateIdempotencyKey(key: unknown, field: string): string | null {
+  if (key === undefined || key === null) {
+    return null;
+  }
+
+  if (typeof key !== 'string' || key.length < 1 || key.length > 255) {
+    throw new JobValidationError(field, 'expected a string of 1 to 255 characters', describe(key));
+  }
+
+  return key;
 }
 
 function describe(value: unknown): string {

@@ -10,7 +10,7 @@ import {
   ValidatedJob,
 } from './enqueue-request';
 import { JobDispatcher } from './job-dispatcher.service';
-import { JobLedgerRepository } from './job-ledger.repository';
+import { InsertOutcome, JobLedgerRepository } from './job-ledger.repository';
 import { QueueRegistry } from './queue-registry.service';
 import { MAX_BATCH_SIZE } from './queue.constants';
 import { JobValidationError, LedgerUnavailableError } from './queue.errors';
@@ -100,14 +100,17 @@ export class QueueService {
   private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
     const queryRunner = manager?.queryRunner;
     if (manager && queryRunner?.isTransactionActive) {
-      const rows = await this.ledger.insert(manager, jobs);
-      this.afterCommit.defer(queryRunner, rows);
+      const { rows, created } = await this.insertRacingForKeys(manager, jobs);
+      this.afterCommit.defer(queryRunner, created);
 
       return rows;
     }
 
-    const rows = await this.insertInOwnTransaction(manager ?? this.ledger.defaultManager, jobs);
-    await this.dispatcher.dispatchFresh(rows, performance.now());
+    const { rows, created } = await this.insertInOwnTransaction(
+      manager ?? this.ledger.defaultManager,
+      jobs,
+    );
+    await this.dispatcher.dispatchFresh(created, performance.now());
 
     return rows;
   }
@@ -115,11 +118,54 @@ export class QueueService {
   private async insertInOwnTransaction(
     manager: EntityManager,
     jobs: ValidatedJob[],
-  ): Promise<JobEntity[]> {
-    try {
-      return await manager.transaction((transactional) => this.ledger.insert(transactional, jobs));
-    } catch (error) {
-      throw new LedgerUnavailableError(error);
+  ): Promise<InsertOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await manager.transaction((transactional) =>
+          this.insertRacingForKeys(transactional, jobs),
+        );
+      } catch (error) {
+        // InnoDB may pick this transaction as a deadlock victim; it is safe to run it again.
+        if (!isDeadlock(error) || attempt >= DEADLOCK_RETRIES) {
+          throw new LedgerUnavailableError(error);
+        }
+      }
     }
   }
+
+  /**
+   * Two producers may send the same idempotency key at once: the unique index makes the later
+   * insert wait for the earlier commit and then fail; a second look then finds the first row.
+   */
+  private async insertRacingForKeys(
+    manager: EntityManager,
+    jobs: ValidatedJob[],
+  ): Promise<InsertOutcome> {
+    try {
+      return await this.ledger.insert(manager, jobs);
+    } catch (error) {
+      const keyed = jobs.some((job) => job.idempotencyKey !== null);
+      if (!keyed || !isDuplicateKeyError(error)) {
+        throw error;
+      }
+
+      return this.ledger.insert(manager, jobs, true);
+    }
+  }
+}
+
+const DEADLOCK_RETRIES = 3;
+
+function driverErrorCode(error: unknown): string | undefined {
+  const wrapped = error as { driverError?: { code?: string }; code?: string } | undefined;
+
+  return wrapped?.driverError?.code ?? wrapped?.code;
+}
+
+function isDuplicateKeyError(error: unknown): boolean {
+  return driverErrorCode(error) === 'ER_DUP_ENTRY';
+}
+
+function isDeadlock(error: unknown): boolean {
+  return driverErrorCode(error) === 'ER_LOCK_DEADLOCK';
 }

@@ -91,6 +91,11 @@ export class EnqueueJobDto {
     message: '$property must be a date-time with Z or a UTC offset, such as 2027-01-31T09:00:00Z',
   })
   runAt?: string | null;
+
+  /** The same key again returns the first job and enqueues nothing (1 to 255 characters). */
+  @IsOptional()
+  @IsString()
+  idempotencyKey?: string | null;
 }
 
 /** The request QueueService takes; `null` options become "use the default". */
@@ -103,5 +108,6 @@ export function toEnqueueRequest(dto: EnqueueJobDto): EnqueueRequest {
     backoff: dto.backoff ?? undefined,
     delayMs: dto.delayMs ?? undefined,
     runAt: dto.runAt == null ? undefined : new Date(dto.runAt),
+    idempotencyKey: dto.idempotencyKey ?? undefined,
   };
 }
