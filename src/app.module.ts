@@ -48,7 +48,7 @@ export class AppModule {
     }
 
     if (config.roles.includes('ledger')) {
-      imports.push(LedgerModule.forRoot());
+      imports.push(LedgerModule.forRoot({ reconcileIntervalMs: config.reconcileIntervalMs }));
     }
 
     if (config.roles.includes('worker')) {
@@ -84,5 +84,6 @@ function workerOptions(config: AppConfig, jobTypes: JobTypeDefinition[]) {
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     lockDurationMs: config.workerLockDurationMs,
     stalledIntervalMs: config.workerStalledIntervalMs,
+    redactErrors: config.redactErrorPayloads,
   };
 }

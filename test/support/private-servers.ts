@@ -1,18 +1,18 @@
+/**
+ * Private Redis and MariaDB servers for fault tests: each runs as a child process of the test,
+ * on a spare loopback port, with its files in a temporary directory of its own, so a test can
+ * stop, crash and restart it without touching the shared servers on 6379 and 3306.
+ */
+
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { AddressInfo, connect, createServer } from 'node:net';
+import { AddressInfo, connect, createServer, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 
 import { createConnection } from 'mysql2/promise';
-
-/**
- * Private Redis and MariaDB servers for fault tests: each runs as a child process of the test,
- * on a spare loopback port, with its files in a temporary directory of its own, so a test can
- * stop, crash and restart it without touching the shared servers on 6379 and 3306.
- */
 
 const HOST = '127.0.0.1';
 const SHARED_PORTS = new Set([3306, 6379]);
@@ -58,7 +58,10 @@ export async function freePort(): Promise<number> {
   throw new Error(`expected a free loopback port, got none in ${FREE_PORT_ATTEMPTS} attempts`);
 }
 
-// The safety net: a test that fails before its `destroy()` must not leave servers behind.
+// Two safety nets keep a server from outliving the test process that forgot its destroy().
+// The exit listener acts at once in a plain Node process, but Jest hands each test file a copy
+// of `process` whose 'exit' never fires; the guard below acts under Jest, and also when the
+// test process is killed outright.
 const liveChildren = new Set<ChildProcess>();
 
 function killLiveChildren(): void {
@@ -81,6 +84,35 @@ function untrack(child: ChildProcess): void {
   if (liveChildren.size === 0) {
     process.off('exit', killLiveChildren);
   }
+}
+
+/**
+ * The guard reads a pipe only the test process writes to, so its read returns when that process
+ * ends, however it ends; it then kills the server and removes its directory. The wait for the
+ * server to go is bounded in case nothing reaps it. It runs in its own process group so a Ctrl-C
+ * that ends the test process leaves the guard to do its work.
+ */
+const GUARD_SCRIPT = [
+  'read -r _',
+  'kill -KILL "$1" 2>/dev/null',
+  'n=0',
+  'while kill -0 "$1" 2>/dev/null && [ "$n" -lt 50 ]; do sleep 0.1; n=$((n + 1)); done',
+  'rm -rf "$2"',
+].join('\n');
+
+function spawnGuard(serverPid: number, directory: string): ChildProcess {
+  const guard = spawn(
+    'sh',
+    ['-c', GUARD_SCRIPT, 'private-server-guard', String(serverPid), directory],
+    {
+      stdio: ['pipe', 'ignore', 'ignore'],
+      detached: true,
+    },
+  );
+  guard.unref();
+  (guard.stdin as Socket | null)?.unref();
+
+  return guard;
 }
 
 /** Resolves `true` when the promise settles within `ms`, `false` when the time runs out first. */
@@ -185,6 +217,7 @@ class ServerProcess {
   constructor(command: string, args: string[], cwd: string) {
     this.child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     track(this.child);
+    const guard = this.child.pid === undefined ? undefined : spawnGuard(this.child.pid, cwd);
 
     const append = (chunk: Buffer): void => {
       this.output = (this.output + chunk.toString()).slice(-MAX_OUTPUT_CHARS);
@@ -192,12 +225,20 @@ class ServerProcess {
     this.child.stdout?.on('data', append);
     this.child.stderr?.on('data', append);
 
+    // Unreferenced, a server left running by a failed test does not keep Jest from exiting;
+    // the safety nets then kill it. Every wait below holds a timer, so awaiting the server
+    // still keeps the process alive.
+    this.child.unref();
+    (this.child.stdout as Socket | null)?.unref();
+    (this.child.stderr as Socket | null)?.unref();
+
     // 'close' rather than 'exit': it comes once the output pipes are drained too, so an error
     // message built after it holds the server's last words.
     this.exited = new Promise((resolve) => {
       const settle = (status: string): void => {
         this.exitStatus ??= status;
         untrack(this.child);
+        guard?.kill();
         resolve();
       };
       this.child.once('error', (error) => settle(`failed to run ${command}: ${error.message}`));
@@ -267,16 +308,17 @@ abstract class PrivateServer {
   protected abstract spawnServer(): ServerProcess;
   protected abstract answers(): Promise<boolean>;
 
-  /** Stops the server cleanly and waits until its port refuses connections. */
+  /**
+   * Stops the server cleanly and waits until its port refuses connections; nothing to do when
+   * it is not running.
+   */
   async stop(): Promise<void> {
-    await this.process?.signal('SIGTERM', STOP_TIMEOUT_MS);
-    await this.waitUntilClosed();
+    await this.end('SIGTERM', STOP_TIMEOUT_MS);
   }
 
   /** Kills the server with SIGKILL, as a crash would, and waits until its port is closed. */
   async kill(): Promise<void> {
-    await this.process?.signal('SIGKILL', KILL_TIMEOUT_MS);
-    await this.waitUntilClosed();
+    await this.end('SIGKILL', KILL_TIMEOUT_MS);
   }
 
   /** Starts the server again on the same port with the same files; a running one stops first. */
@@ -338,6 +380,15 @@ abstract class PrivateServer {
       await server.signal('SIGKILL', KILL_TIMEOUT_MS);
       throw error;
     }
+  }
+
+  private async end(signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    if (!this.process?.running) {
+      return;
+    }
+
+    await this.process.signal(signal, timeoutMs);
+    await this.waitUntilClosed();
   }
 
   private async waitUntilClosed(): Promise<void> {
@@ -408,7 +459,7 @@ export class PrivateRedis extends PrivateServer {
   }
 }
 
-/** A MariaDB server of the test's own, with a data directory created for it; see the module comment. */
+/** A MariaDB server of the test's own, on a data directory made for it; see the module comment. */
 export class PrivateMariaDb extends PrivateServer {
   protected readonly name = 'mariadbd';
   protected readonly readyTimeoutMs = MARIADB_READY_TIMEOUT_MS;
@@ -469,6 +520,7 @@ export class PrivateMariaDb extends PrivateServer {
       throw new Error(
         `mariadb-install-db failed to create ${this.dataDirectory}: ${(error as Error).message}\n` +
           `${stdout}${stderr}`,
+        { cause: error },
       );
     }
   }

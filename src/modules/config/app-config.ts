@@ -29,11 +29,15 @@ export interface AppConfig {
   eventsMaxLen: number;
   dispatchGraceMs: number;
   dispatchTimeoutMs: number;
+  /** How often the ledger compares unfinished rows with the jobs in Redis. */
+  reconcileIntervalMs: number;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Worker lock lifetime; a killed worker's job is retried this long after its last renewal. */
   workerLockDurationMs: number;
   /** How often workers look for jobs whose lock expired. */
   workerStalledIntervalMs: number;
+  /** Whether payload values in handler error messages are replaced by [redacted]. */
+  redactErrorPayloads: boolean;
   /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
   diagnosticJobs: boolean;
   /** Whether api and ledger processes apply pending migrations at start. */
@@ -79,9 +83,12 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     eventsMaxLen: reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000),
     dispatchGraceMs: reader.integer('DISPATCH_GRACE_MS', 10_000, 100, 3_600_000),
     dispatchTimeoutMs: reader.integer('DISPATCH_TIMEOUT_MS', 2_000, 50, 60_000),
+    reconcileIntervalMs: reader.integer('RECONCILE_INTERVAL_MS', 30_000, 100, 86_400_000),
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
     workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
+    redactErrorPayloads:
+      reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
     runMigrations: reader.oneOf('RUN_MIGRATIONS', 'true', ['true', 'false']) === 'true',
   };

@@ -5,4 +5,6 @@ export interface LedgerModuleOptions {
   idleBlockMs: number;
   /** How often the dispatcher looks for rows that have to be sent (again), in milliseconds. */
   dispatchIntervalMs: number;
+  /** How often the active projector compares unfinished rows with Redis, in milliseconds. */
+  reconcileIntervalMs: number;
 }

@@ -12,6 +12,7 @@ import Redis from 'ioredis';
 import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 import { isTerminal } from '../../entities/job-status';
+import { JobDispatcher } from '../queue/job-dispatcher.service';
 import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
@@ -25,6 +26,7 @@ import {
   projectorLockName,
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
+import { LedgerReconciler, ReconcileReport } from './ledger-reconciler';
 import { LedgerRepairer } from './ledger-repairer';
 import { QueueEvent } from './queue-event';
 import { STREAM_START } from './stream-id';
@@ -37,6 +39,7 @@ export interface ProjectorStats {
   transitionsRecorded: number;
   repairs: number;
   eventsWithoutRow: number;
+  reconciliations: number;
 }
 
 interface BatchResult {
@@ -60,6 +63,8 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private readonly writer = new LedgerBatchWriter();
   private readonly cleaner: FinishedJobsCleaner;
   private readonly repairer: LedgerRepairer;
+  private readonly reconciler: LedgerReconciler;
+  private reconcileDueAt = 0;
   private positions: StreamPosition[] | undefined;
   private leader: QueryRunner | undefined;
   private leaderCheckedAt = 0;
@@ -73,12 +78,14 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     transitionsRecorded: 0,
     repairs: 0,
     eventsWithoutRow: 0,
+    reconciliations: 0,
   };
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly registry: QueueRegistry,
     @Inject(LEDGER_MODULE_OPTIONS) private readonly options: LedgerModuleOptions,
+    dispatcher: JobDispatcher,
   ) {
     const url = registry.options.redisUrl;
     this.redis = createRedisClient(url);
@@ -87,6 +94,14 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     this.reader = new EventStreamReader(this.redis, this.blocking);
     this.cleaner = new FinishedJobsCleaner(this.redis);
     this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer, this.cleaner);
+    this.reconciler = new LedgerReconciler(
+      dataSource,
+      this.redis,
+      registry,
+      this.writer,
+      this.cleaner,
+      dispatcher,
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -128,6 +143,56 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     return eventCount;
   }
 
+  /**
+   * Asks the active projector, in this process or another, to reconcile now, and waits for its
+   * report. Used by `npm run reconcile`.
+   */
+  async requestReconcile(timeoutMs: number): Promise<ReconcileReport> {
+    const id = randomUUID();
+    const replyKey = `${this.reconcileRequestsKey}:${id}`;
+    const waiter = createRedisClient(this.registry.options.redisUrl, true);
+
+    try {
+      await this.redis.rpush(this.reconcileRequestsKey, id);
+      const reply = await waiter.blpop(replyKey, Math.ceil(timeoutMs / 1000));
+      if (!reply) {
+        throw new Error(`no active ledger projector answered within ${timeoutMs} ms`);
+      }
+
+      return JSON.parse(reply[1]) as ReconcileReport;
+    } finally {
+      waiter.disconnect();
+    }
+  }
+
+  private get reconcileRequestsKey(): string {
+    return `${this.registry.options.prefix}:ledger:reconcile-requests`;
+  }
+
+  /** Serves operators' requests, and reconciles every `reconcileIntervalMs` on its own. */
+  private async reconcileWhenDue(): Promise<void> {
+    const requestId = await this.redis.lpop(this.reconcileRequestsKey);
+    const due = Date.now() >= this.reconcileDueAt;
+    if (!requestId && !due) {
+      return;
+    }
+
+    this.positions ??= await this.loadPositions();
+    const reason = requestId ? 'requested by an operator' : 'periodic check';
+    const report = await this.reconciler.reconcile(
+      this.positions,
+      reason,
+      this.registry.options.dispatchGraceMs,
+    );
+    this.reconcileDueAt = Date.now() + this.options.reconcileIntervalMs;
+    this.stats.reconciliations += 1;
+
+    if (requestId) {
+      const replyKey = `${this.reconcileRequestsKey}:${requestId}`;
+      await this.redis.multi().rpush(replyKey, JSON.stringify(report)).expire(replyKey, 300).exec();
+    }
+  }
+
   private async run(): Promise<void> {
     let failures = 0;
 
@@ -139,6 +204,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
         }
 
         const read = await this.projectOnce();
+        await this.reconcileWhenDue();
         failures = 0;
         if (read === 0 && this.running) {
           await this.reader.waitForEvents(this.positions ?? [], this.options.idleBlockMs);
@@ -305,7 +371,15 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       const reset = { ...position, cursor: STREAM_START, entriesRead: 0, epoch: randomUUID() };
       await this.writer.saveCursors(this.dataSource.manager, [reset]);
       await this.redis.set(position.markerKey, reset.epoch);
+      // BullMQ keeps the stream length in the queue's meta hash, which went with the data.
+      await this.redis.hsetnx(
+        `${this.registry.options.prefix}:${position.queue}:meta`,
+        'opts.maxLenEvents',
+        this.registry.options.eventsMaxLen,
+      );
       this.stats.repairs += 1;
+      // Jobs Redis lost must be sent again: reconcile at once rather than at the next interval.
+      this.reconcileDueAt = 0;
 
       return 'reset';
     }

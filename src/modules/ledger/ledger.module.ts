@@ -20,6 +20,7 @@ export class LedgerModule {
       batchSize: options.batchSize ?? PROJECTOR_BATCH_SIZE,
       idleBlockMs: options.idleBlockMs ?? PROJECTOR_IDLE_BLOCK_MS,
       dispatchIntervalMs: options.dispatchIntervalMs ?? 2000,
+      reconcileIntervalMs: options.reconcileIntervalMs ?? 30_000,
     };
 
     return {

@@ -5,6 +5,9 @@ import { JobEntity } from '../../entities';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullJobId, toBullPriority } from './queue.constants';
 
+/** After Redis failed a send, further sends are skipped for this long. */
+const REDIS_RETRY_AFTER_MS = 3000;
+
 /**
  * Sends ledger rows to their BullMQ queues. The BullMQ job id is derived from the row id, so a
  * second send of a job that is still in Redis is a no-op.
@@ -12,6 +15,7 @@ import { toBullJobId, toBullPriority } from './queue.constants';
 @Injectable()
 export class JobDispatcher {
   private readonly logger = new Logger(JobDispatcher.name);
+  private redisDownUntil = 0;
 
   constructor(private readonly registry: QueueRegistry) {}
 
@@ -34,19 +38,24 @@ export class JobDispatcher {
    * Sends rows with `addBulk`, one call per job type. A refusal is logged, not thrown: the
    * rows are already committed and the ledger's dispatcher sends them later.
    */
-  async dispatch(rows: JobEntity[]): Promise<number> {
-    let sent = 0;
+  async dispatch(rows: JobEntity[], refunded: ReadonlySet<number> = new Set()): Promise<number> {
+    if (Date.now() < this.redisDownUntil) {
+      // Redis failed moments ago: answer at once and leave the rows to the ledger dispatcher.
+      return 0;
+    }
 
+    let sent = 0;
     for (const [jobType, group] of groupByType(rows)) {
       try {
         const adding = this.registry
           .queue(jobType)
-          .addBulk(group.map((row) => this.toBullJob(row)));
+          .addBulk(group.map((row) => this.toBullJob(row, refunded.has(row.id))));
         // BullMQ waits for a connection without limit; a producer must not. A send that
         // completes after the timeout is harmless: the job id makes a second send a no-op.
         await withTimeout(adding, this.registry.options.dispatchTimeoutMs);
         sent += group.length;
       } catch (error) {
+        this.redisDownUntil = Date.now() + REDIS_RETRY_AFTER_MS;
         this.logger.warn({
           message: 'Redis refused jobs; the ledger dispatcher will send them again',
           jobType,
@@ -59,9 +68,17 @@ export class JobDispatcher {
     return sent;
   }
 
-  private toBullJob(row: JobEntity): { name: string; data: unknown; opts: JobsOptions } {
+  /**
+   * @param refund - the row's latest start was lost with Redis, not failed: it does not count
+   *   against the attempts left.
+   */
+  private toBullJob(
+    row: JobEntity,
+    refund: boolean,
+  ): { name: string; data: unknown; opts: JobsOptions } {
     const remainingDelay = row.runAt ? Math.max(0, row.runAt.getTime() - Date.now()) : 0;
-    const remainingAttempts = Math.max(1, row.maxAttempts - row.attemptCount);
+    const used = row.attemptCount - (refund ? 1 : 0);
+    const remainingAttempts = Math.max(1, row.maxAttempts - used);
 
     return {
       name: row.jobType,

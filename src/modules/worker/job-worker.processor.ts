@@ -8,6 +8,7 @@ import {
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 
 import { fromBullJobId } from '../queue/queue.constants';
+import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
 import {
   FORCED_CLOSE_WAIT_MS,
@@ -107,7 +108,13 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
       return result;
     } catch (error) {
-      throw boundedError(error);
+      if (this.shutdown.signal.aborted) {
+        // Abandoned at shutdown, not failed: never settle, so BullMQ records no failure and
+        // retries the job as stalled once its lock expires.
+        return new Promise<never>(() => undefined);
+      }
+
+      throw boundedError(error, job.data, this.options.redactErrors);
     }
   }
 
@@ -143,10 +150,22 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 }
 
 /** Handlers may throw anything; BullMQ records `message`, so make it an Error of bounded size. */
-function boundedError(thrown: unknown): Error {
+/**
+ * BullMQ records the message in the ledger and the stack in the job's hash: make the thrown
+ * value an Error whose message is bounded and, unless configured otherwise, free of payload
+ * values (also in the first line of its stack, which the logs show).
+ */
+function boundedError(thrown: unknown, payload: unknown, redact: boolean): Error {
   const error = thrown instanceof Error ? thrown : new Error(`non-Error thrown: ${String(thrown)}`);
-  if (error.message.length > MAX_ERROR_MESSAGE_LENGTH) {
-    error.message = `${error.message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…`;
+  const original = error.message;
+  let message = redact ? redactPayloadValues(original, payload) : original;
+  if (message.length > MAX_ERROR_MESSAGE_LENGTH) {
+    message = `${message.slice(0, MAX_ERROR_MESSAGE_LENGTH - 1)}…`;
+  }
+
+  if (message !== original) {
+    error.message = message;
+    error.stack = error.stack?.replace(original, message);
   }
 
   return error;

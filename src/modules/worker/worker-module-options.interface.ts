@@ -16,4 +16,6 @@ export interface WorkerModuleOptions {
   lockDurationMs: number;
   /** How often a worker looks for jobs whose lock has expired. */
   stalledIntervalMs: number;
+  /** Hide payload values that a handler's error message repeats (default on). */
+  redactErrors: boolean;
 }

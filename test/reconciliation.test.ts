@@ -1,0 +1,128 @@
+import { INestApplication } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+
+import { LOST_FROM_REDIS_MESSAGE } from '../src/modules/ledger/ledger-reconciler';
+import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
+import { QueueService } from '../src/modules/queue/queue.service';
+import {
+  createTestEnvironment,
+  getService,
+  startApp,
+  TestEnvironment,
+  waitFor,
+} from './support/test-context';
+
+describe('reconciliation of the ledger with Redis', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeEach(async () => {
+    env = await createTestEnvironment('reconcile');
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0).reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  const start = async (roles: Array<'api' | 'worker' | 'ledger'>, extra = {}) => {
+    const app = await startApp(env, {
+      roles,
+      config: { diagnosticJobs: true, dispatchGraceMs: 100, reconcileIntervalMs: 300, ...extra },
+    });
+    apps.push(app);
+
+    return app;
+  };
+
+  it('sends again the jobs of pending rows that Redis lost, keeping priority and attempts', async () => {
+    const api = await start(['api', 'ledger']);
+    const queue = getService(api, QueueService);
+    const jobs = await queue.enqueueMany(
+      Array.from({ length: 20 }, (_, i) => ({
+        jobType: 'diag_noop',
+        payload: { i },
+        priority: i % 3,
+        attempts: 2,
+      })),
+    );
+    await waitFor('the ledger to see the jobs dispatched', async () => {
+      const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
+
+      return rows.every((row) => row?.dispatchedAt);
+    });
+
+    // Redis loses every job (and the queue's events) while nothing runs them.
+    const keys = await env.redis.keys(`${env.prefix}:diag_noop:*`);
+    await env.redis.del(...keys);
+
+    await start(['worker']);
+    await waitFor(
+      'every lost job to run to completion',
+      async () => {
+        const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
+
+        return rows.every((row) => row?.status === 'completed' && row.attemptCount === 1);
+      },
+      30_000,
+    );
+    expect(getService(api, LedgerProjector).stats.reconciliations).toBeGreaterThan(0);
+  });
+
+  it('returns a processing row whose job vanished to pending, records why, and runs it again', async () => {
+    const api = await start(['api', 'ledger']);
+    const worker = await start(['worker'], { workerLockDurationMs: 60_000, shutdownTimeoutMs: 50 });
+    const queue = getService(api, QueueService);
+    const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 1 });
+    await waitFor('the job to run', async () => (await queue.get(job.id))?.status === 'processing');
+
+    await worker.close();
+    apps.splice(apps.indexOf(worker), 1);
+    await env.redis.del(`${env.prefix}:diag_sleep:job-${job.id}`);
+    await env.redis.del(`${env.prefix}:diag_sleep:active`);
+    // Make the re-sent run short.
+    await api
+      .get(DataSource)
+      .query(`UPDATE job_queue SET payload = '{"ms":10}' WHERE id = ?`, [job.id]);
+
+    await start(['worker']);
+    const row = await waitFor(
+      'the job to complete after its re-send',
+      async () => {
+        const current = await queue.get(job.id);
+
+        return current?.status === 'completed' ? current : undefined;
+      },
+      30_000,
+    );
+
+    expect(row.attemptCount).toBe(2);
+    const history = await queue.history(job.id);
+    expect(history.map((t) => `${t.fromStatus}->${t.toStatus}:${t.source}`)).toEqual([
+      'null->pending:enqueue',
+      'pending->processing:event',
+      'processing->pending:repair',
+      'pending->processing:event',
+      'processing->completed:event',
+    ]);
+    expect(history[2].errorMessage).toBe(LOST_FROM_REDIS_MESSAGE);
+    expect(history[2].note).toContain('missing from Redis');
+  });
+
+  it('answers an operator request with a report of what it checked and repaired', async () => {
+    const api = await start(['api', 'ledger'], { reconcileIntervalMs: 3_600_000 });
+    const queue = getService(api, QueueService);
+    const job = await queue.enqueue('diag_noop', {});
+    await waitFor('dispatch', async () => Boolean((await queue.get(job.id))?.dispatchedAt));
+    await new Promise((resolve) => setTimeout(resolve, 150)); // past the 100 ms grace period
+    await env.redis.del(`${env.prefix}:diag_noop:job-${job.id}`);
+
+    const report = await getService(api, LedgerProjector).requestReconcile(10_000);
+
+    expect(report).toMatchObject({ reason: 'requested by an operator', resent: 1 });
+    expect(report.checked).toBeGreaterThanOrEqual(1);
+    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`)).toBe(1);
+  });
+});
