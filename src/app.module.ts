@@ -70,6 +70,7 @@ function queueOptions(config: AppConfig) {
     eventsMaxLen: config.eventsMaxLen,
     dispatchGraceMs: config.dispatchGraceMs,
     dispatchTimeoutMs: config.dispatchTimeoutMs,
+    enqueueWhenRedisDown: config.enqueueWhenRedisDown,
   };
 }
 

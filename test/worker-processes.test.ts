@@ -100,7 +100,9 @@ describe('worker processes', () => {
     expect(started.worker).toBe('graceful');
 
     role.child.kill('SIGTERM');
-    const waiting = await queue.enqueue('diag_sleep', { ms: 10 });
+    // Due a second from now, when the worker has long since stopped taking jobs; a job due at
+    // once could be taken in the instant before the process handles the signal.
+    const waiting = await queue.enqueue('diag_sleep', { ms: 10 }, { delayMs: 1000 });
     const exit = await role.exited;
 
     expect({ ...exit, output: exit.code === 0 ? '' : role.output() }).toEqual({

@@ -29,6 +29,8 @@ export interface AppConfig {
   eventsMaxLen: number;
   dispatchGraceMs: number;
   dispatchTimeoutMs: number;
+  /** `accept`: commit and send later; `refuse`: answer 503 and write nothing. */
+  enqueueWhenRedisDown: 'accept' | 'refuse';
   /** How often the ledger compares unfinished rows with the jobs in Redis. */
   reconcileIntervalMs: number;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
@@ -40,6 +42,8 @@ export interface AppConfig {
   redactErrorPayloads: boolean;
   /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
   diagnosticJobs: boolean;
+  /** A file the diagnostic handlers append each start and completion to (fault drills). */
+  diagnosticExecutionLog: string | undefined;
   /** Whether api and ledger processes apply pending migrations at start. */
   runMigrations: boolean;
 }
@@ -83,6 +87,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     eventsMaxLen: reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000),
     dispatchGraceMs: reader.integer('DISPATCH_GRACE_MS', 10_000, 100, 3_600_000),
     dispatchTimeoutMs: reader.integer('DISPATCH_TIMEOUT_MS', 2_000, 50, 60_000),
+    enqueueWhenRedisDown: reader.oneOf('ENQUEUE_WHEN_REDIS_DOWN', 'accept', ['accept', 'refuse']),
     reconcileIntervalMs: reader.integer('RECONCILE_INTERVAL_MS', 30_000, 100, 86_400_000),
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
@@ -90,6 +95,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     redactErrorPayloads:
       reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
+    diagnosticExecutionLog: env.DIAGNOSTIC_EXECUTION_LOG || undefined,
     runMigrations: reader.oneOf('RUN_MIGRATIONS', 'true', ['true', 'false']) === 'true',
   };
 

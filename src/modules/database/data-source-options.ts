@@ -24,6 +24,8 @@ export function buildDataSourceOptions(database: DatabaseConfig): DataSourceOpti
     synchronize: false,
     migrationsRun: false,
     logging: ['error'],
+    // Fail fast while the database is away: enqueue answers 503, the projector retries.
+    connectTimeout: 3000,
     extra: { connectionLimit: 10 },
   };
 }

@@ -8,4 +8,5 @@ export const DIAGNOSTIC_JOB_TYPES: JobTypeDefinition[] = [
   { name: 'diag_noop' },
   { name: 'diag_sleep' },
   { name: 'diag_fail', attempts: 3 },
+  { name: 'diag_crash' },
 ];

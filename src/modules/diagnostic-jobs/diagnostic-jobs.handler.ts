@@ -1,4 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { appendFileSync } from 'node:fs';
+
+import { Inject, Injectable } from '@nestjs/common';
+
+import { AppConfig } from '../config/app-config';
+import { APP_CONFIG } from '../config/config.constants';
 
 import { JobContext } from '../worker/job-context.interface';
 import { JobHandler } from '../worker/job-handler.decorator';
@@ -17,15 +22,35 @@ interface FailPayload {
 
 const MAX_SLEEP_MS = 10 * 60 * 1000;
 
+/**
+ * The diagnostic handlers. With `DIAGNOSTIC_EXECUTION_LOG` set, each start and completion is
+ * appended to that file ("start <id> <attempt>", "done <id> <attempt>"), so that fault drills
+ * can count real executions independently of the ledger.
+ */
 @Injectable()
 export class DiagnosticJobsHandler {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+
   @JobHandler('diag_noop')
-  noop(): Promise<null> {
+  noop(_payload: unknown, context: JobContext): Promise<null> {
+    this.record('start', context);
+    this.record('done', context);
+
     return Promise.resolve(null);
+  }
+
+  /** A poison job: kills its own worker process on every attempt. */
+  @JobHandler('diag_crash')
+  crash(_payload: unknown, context: JobContext): Promise<never> {
+    this.record('start', context);
+    process.kill(process.pid, 'SIGKILL');
+
+    return new Promise<never>(() => undefined);
   }
 
   @JobHandler('diag_sleep')
   async sleep(payload: SleepPayload, context: JobContext): Promise<{ sleptMs: number }> {
+    this.record('start', context);
     const ms = payload?.ms;
     if (typeof ms !== 'number' || !Number.isInteger(ms) || ms < 0 || ms > MAX_SLEEP_MS) {
       throw new UnrecoverableJobError(`payload.ms: expected an integer from 0 to ${MAX_SLEEP_MS}`);
@@ -39,11 +64,14 @@ export class DiagnosticJobsHandler {
       });
     });
 
+    this.record('done', context);
+
     return { sleptMs: ms };
   }
 
   @JobHandler('diag_fail')
   fail(payload: FailPayload, context: JobContext): Promise<{ attempt: number }> {
+    this.record('start', context);
     if (payload?.unrecoverable) {
       throw new UnrecoverableJobError('diagnostic failure without retries');
     }
@@ -52,6 +80,18 @@ export class DiagnosticJobsHandler {
       throw new Error(`diagnostic failure on attempt ${context.attempt}`);
     }
 
+    this.record('done', context);
+
     return Promise.resolve({ attempt: context.attempt });
+  }
+
+  private record(kind: 'start' | 'done', context: JobContext): void {
+    if (this.config.diagnosticExecutionLog) {
+      // One short line per append: O_APPEND keeps lines from several processes whole.
+      appendFileSync(
+        this.config.diagnosticExecutionLog,
+        `${kind} ${context.id} ${context.attempt}\n`,
+      );
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 
-import { JobValidationError, LedgerUnavailableError } from '../queue';
+import { JobValidationError, LedgerUnavailableError, RedisUnavailableError } from '../queue';
 
 /** The body of every 400 that names one field: Nest's usual shape plus `field` and `rule`. */
 export interface FieldErrorBody {
@@ -21,13 +21,16 @@ export function fieldErrorBody(field: string, rule: string, message: string): Fi
  * unreachable ledger is a 503 the client may retry. Every other error is left to Nest, which
  * already answers a malformed JSON body with 400 and an oversized one with 413.
  */
-@Catch(JobValidationError, LedgerUnavailableError)
+@Catch(JobValidationError, LedgerUnavailableError, RedisUnavailableError)
 export class QueueExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger(QueueExceptionFilter.name);
 
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  catch(error: JobValidationError | LedgerUnavailableError, host: ArgumentsHost): void {
+  catch(
+    error: JobValidationError | LedgerUnavailableError | RedisUnavailableError,
+    host: ArgumentsHost,
+  ): void {
     const response: unknown = host.switchToHttp().getResponse();
     const { httpAdapter } = this.adapterHost;
 

@@ -70,6 +70,7 @@ describe('validateEnqueueRequest', () => {
         jobType: 'email_dispatch',
         payloadJson: '{"to":"ada@example.com"}',
         priority: 0,
+        idempotencyKey: null,
         maxAttempts: 3,
         backoff: { strategy: 'exponential', delayMs: 200, jitter: 0 },
         delayMs: 0,

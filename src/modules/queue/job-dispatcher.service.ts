@@ -1,21 +1,28 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { JobsOptions } from 'bullmq';
+import Redis from 'ioredis';
 
 import { JobEntity } from '../../entities';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullJobId, toBullPriority } from './queue.constants';
+import { RedisUnavailableError } from './queue.errors';
+import { createRedisClient } from './redis-connection';
 
 /** After Redis failed a send, further sends are skipped for this long. */
 const REDIS_RETRY_AFTER_MS = 3000;
+/** A PING this recent counts as proof that Redis is up. */
+const REDIS_HEALTH_TTL_MS = 1000;
 
 /**
  * Sends ledger rows to their BullMQ queues. The BullMQ job id is derived from the row id, so a
  * second send of a job that is still in Redis is a no-op.
  */
 @Injectable()
-export class JobDispatcher {
+export class JobDispatcher implements OnApplicationShutdown {
   private readonly logger = new Logger(JobDispatcher.name);
   private redisDownUntil = 0;
+  private redisHealthyAt = 0;
+  private healthClient: Redis | undefined;
 
   constructor(private readonly registry: QueueRegistry) {}
 
@@ -32,6 +39,33 @@ export class JobDispatcher {
     }
 
     return this.dispatch(rows);
+  }
+
+  /**
+   * Throws `RedisUnavailableError` unless Redis answered a PING recently (within a second) or
+   * answers one now within the dispatch timeout.
+   */
+  async assertRedisAvailable(): Promise<void> {
+    if (Date.now() < this.redisDownUntil) {
+      throw new RedisUnavailableError();
+    }
+
+    if (Date.now() - this.redisHealthyAt < REDIS_HEALTH_TTL_MS) {
+      return;
+    }
+
+    this.healthClient ??= createRedisClient(this.registry.options.redisUrl);
+    try {
+      await withTimeout(this.healthClient.ping(), this.registry.options.dispatchTimeoutMs);
+      this.redisHealthyAt = Date.now();
+    } catch {
+      this.redisDownUntil = Date.now() + REDIS_RETRY_AFTER_MS;
+      throw new RedisUnavailableError();
+    }
+  }
+
+  onApplicationShutdown(): void {
+    this.healthClient?.disconnect();
   }
 
   /**

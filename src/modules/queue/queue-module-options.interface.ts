@@ -21,6 +21,12 @@ export interface QueueConnectionOptions {
   dispatchGraceMs?: number;
   /** How long an enqueue waits for Redis before leaving the job to the ledger's dispatcher. @defaultValue 2000 */
   dispatchTimeoutMs?: number;
+  /**
+   * With Redis down, `accept` commits the row and lets the ledger send the job when Redis
+   * returns; `refuse` throws `RedisUnavailableError` and writes nothing.
+   * @defaultValue 'accept'
+   */
+  enqueueWhenRedisDown?: 'accept' | 'refuse';
 }
 
 /** Everything `QueueModule` needs, resolved. */

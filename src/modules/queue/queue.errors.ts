@@ -19,3 +19,14 @@ export class LedgerUnavailableError extends Error {
     this.name = 'LedgerUnavailableError';
   }
 }
+
+/**
+ * Redis does not answer and the module is configured to refuse jobs then
+ * (`enqueueWhenRedisDown: 'refuse'`); nothing was written.
+ */
+export class RedisUnavailableError extends Error {
+  constructor() {
+    super('the queue (Redis) is unavailable; the job was not accepted');
+    this.name = 'RedisUnavailableError';
+  }
+}

@@ -86,6 +86,7 @@ function resolveOptions(
     eventsMaxLen: connection.eventsMaxLen ?? 100_000,
     dispatchGraceMs: connection.dispatchGraceMs ?? 10_000,
     dispatchTimeoutMs: connection.dispatchTimeoutMs ?? 2_000,
+    enqueueWhenRedisDown: connection.enqueueWhenRedisDown ?? 'accept',
     jobTypes,
   };
 }

@@ -98,6 +98,10 @@ export class QueueService {
   }
 
   private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
+    if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
+      await this.dispatcher.assertRedisAvailable();
+    }
+
     const queryRunner = manager?.queryRunner;
     if (manager && queryRunner?.isTransactionActive) {
       const { rows, created } = await this.insertRacingForKeys(manager, jobs);

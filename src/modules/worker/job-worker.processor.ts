@@ -26,6 +26,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   private readonly logger = new Logger(JobWorkerProcessor.name);
   private readonly workers: Worker[] = [];
   private readonly shutdown = new AbortController();
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
@@ -49,22 +50,25 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
   /** Stops taking jobs, lets running ones finish within the timeout, then abandons them. */
   async beforeApplicationShutdown(): Promise<void> {
-    const graceful = Promise.all(this.workers.map((worker) => worker.close()));
-    const timedOut = await Promise.race([
-      graceful.then(() => false),
-      delay(this.options.shutdownTimeoutMs).then(() => true),
-    ]);
+    // pause(true) stops fetching without waiting; close() would, and a later close(true) only
+    // returns that same pending close, so the timeout could never be enforced.
+    await withDeadline(Promise.all(this.workers.map((worker) => worker.pause(true))));
 
-    if (timedOut) {
+    const finished = await Promise.race([
+      Promise.allSettled(this.running).then(() => true),
+      delay(this.options.shutdownTimeoutMs).then(() => false),
+    ]);
+    if (!finished) {
       // Abandoned jobs keep their lock until it expires; then BullMQ retries them as stalled.
-      this.logger.warn({ message: 'shutdown timeout: abandoning running jobs' });
+      this.logger.warn({
+        message: 'shutdown timeout: abandoning running jobs',
+        jobs: this.running.size,
+      });
       this.shutdown.abort();
-      // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
-      await Promise.race([
-        Promise.all(this.workers.map((worker) => worker.close(true))),
-        delay(FORCED_CLOSE_WAIT_MS),
-      ]);
     }
+
+    // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
+    await withDeadline(Promise.all(this.workers.map((worker) => worker.close(true))));
   }
 
   private startWorker(jobType: string): Worker {
@@ -86,7 +90,15 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     return worker;
   }
 
-  private async process(jobType: string, job: Job): Promise<unknown> {
+  private process(jobType: string, job: Job): Promise<unknown> {
+    const run = this.runHandler(jobType, job);
+    this.running.add(run);
+    void run.catch(() => undefined).finally(() => this.running.delete(run));
+
+    return run;
+  }
+
+  private async runHandler(jobType: string, job: Job): Promise<unknown> {
     const started = performance.now();
     const fields = {
       jobType,
@@ -173,6 +185,10 @@ function boundedError(thrown: unknown, payload: unknown, redact: boolean): Error
 
 function elapsed(started: number): number {
   return Math.round(performance.now() - started);
+}
+
+function withDeadline(work: Promise<unknown>): Promise<unknown> {
+  return Promise.race([work, delay(FORCED_CLOSE_WAIT_MS)]);
 }
 
 function delay(ms: number): Promise<void> {
