@@ -47,10 +47,18 @@ describe('fault suite: nothing lost, nothing invented', () => {
           scenario.expectedStatus ?? (() => 'completed'),
           run.faultEndedAt,
         );
-        results.push({ scenario: scenario.name, refused: run.refused, slowestEnqueueMs: run.slowestEnqueueMs, ...audit });
+        results.push({
+          scenario: scenario.name,
+          refused: run.refused,
+          slowestEnqueueMs: run.slowestEnqueueMs,
+          ...audit,
+        });
 
         const faults = audit.lost + audit.acknowledgedWithoutRow + audit.invented;
-        expect({ faults: faults + audit.wrongRows + audit.historyAnomalies, details: audit.details }).toEqual({
+        expect({
+          faults: faults + audit.wrongRows + audit.historyAnomalies,
+          details: audit.details,
+        }).toEqual({
           faults: 0,
           details: [],
         });

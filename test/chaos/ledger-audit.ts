@@ -84,7 +84,11 @@ export async function auditLedger(
   };
 }
 
-async function waitUntilFinished(cluster: ChaosCluster, since: number, deadlineMs: number): Promise<number> {
+async function waitUntilFinished(
+  cluster: ChaosCluster,
+  since: number,
+  deadlineMs: number,
+): Promise<number> {
   const deadline = Date.now() + deadlineMs;
   while (Date.now() < deadline) {
     const [{ open }] = await cluster.query<{ open: number }>(
@@ -167,7 +171,9 @@ async function wrongRows(
       if (redisDisagrees || countDisagrees) {
         wrong += 1;
         if (details.length < 10) {
-          details.push(`wrong row: ${describe(row)}; Redis: ${exists === 1 ? inRedisAs : 'gone'}; starts: ${starts}`);
+          details.push(
+            `wrong row: ${describe(row)}; Redis: ${exists === 1 ? inRedisAs : 'gone'}; starts: ${starts}`,
+          );
         }
       }
     });
@@ -216,7 +222,9 @@ function historyProblem(row: Row, transitions: Transition[]): string | undefined
     return 'an event was recorded twice';
   }
 
-  const terminal = transitions.filter((t) => t.to_status === 'completed' || t.to_status === 'failed');
+  const terminal = transitions.filter(
+    (t) => t.to_status === 'completed' || t.to_status === 'failed',
+  );
   if (terminal.length !== 1 || transitions[transitions.length - 1].to_status !== row.status) {
     return `${terminal.length} terminal transitions; last is ${transitions[transitions.length - 1].to_status}`;
   }

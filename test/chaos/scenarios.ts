@@ -110,7 +110,12 @@ export const SCENARIOS: Scenario[] = [
     fast: false,
     cluster: { apiEnv: { DISPATCH_TIMEOUT_MS: '30000' } },
     run: async (cluster, jobs) => {
-      const run = await loadWithFault(cluster, Math.floor(jobs / 2), Number.MAX_SAFE_INTEGER, async () => {});
+      const run = await loadWithFault(
+        cluster,
+        Math.floor(jobs / 2),
+        Number.MAX_SAFE_INTEGER,
+        async () => {},
+      );
       // The API's Redis stops answering: its next batch commits, then hangs before the send.
       cluster.proxy.blackhole();
       const stuck = cluster.enqueueBatch(sleepJobs(BATCH, jobs));
@@ -119,7 +124,12 @@ export const SCENARIOS: Scenario[] = [
       await stuck;
       cluster.proxy.restore();
       await cluster.startRole('api');
-      const rest = await loadWithFault(cluster, jobs - Math.floor(jobs / 2), Number.MAX_SAFE_INTEGER, async () => {});
+      const rest = await loadWithFault(
+        cluster,
+        jobs - Math.floor(jobs / 2),
+        Number.MAX_SAFE_INTEGER,
+        async () => {},
+      );
 
       return {
         acknowledged: [...run.acknowledged, ...rest.acknowledged],
