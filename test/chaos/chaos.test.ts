@@ -10,7 +10,10 @@ import { Scenario, SCENARIOS } from './scenarios';
  */
 const JOBS = Number(process.env.CHAOS_JOBS ?? 300);
 const ALL = process.env.CHAOS_SCENARIOS === 'all';
-const selected = SCENARIOS.filter((scenario) => ALL || scenario.fast);
+const ONLY = process.env.CHAOS_ONLY;
+const selected = SCENARIOS.filter(
+  (scenario) => (ALL || scenario.fast) && (!ONLY || scenario.name.includes(ONLY)),
+);
 
 interface Row extends AuditResult {
   scenario: string;
@@ -29,6 +32,7 @@ describe('fault suite: nothing lost, nothing invented', () => {
         machine: `${cpus().length} cores`,
         scenarios: results.map(({ details: _details, ...row }) => row),
         lost: results.reduce((sum, row) => sum + row.lost + row.acknowledgedWithoutRow, 0),
+        collateral: results.reduce((sum, row) => sum + row.collateral, 0),
         wrongRows: results.reduce((sum, row) => sum + row.wrongRows, 0),
       },
     };
@@ -54,7 +58,8 @@ describe('fault suite: nothing lost, nothing invented', () => {
           ...audit,
         });
 
-        const faults = audit.lost + audit.acknowledgedWithoutRow + audit.invented;
+        const faults =
+          audit.lost + audit.collateral + audit.acknowledgedWithoutRow + audit.invented;
         expect({
           faults: faults + audit.wrongRows + audit.historyAnomalies,
           details: audit.details,
@@ -67,6 +72,11 @@ describe('fault suite: nothing lost, nothing invented', () => {
         expect(audit.wrongRows).toBe(0);
         expect(audit.historyAnomalies).toBe(0);
       } finally {
+        if (process.env.CHAOS_VERBOSE) {
+          for (const [name, role] of cluster.roles) {
+            process.stdout.write(`--- ${name}\n${role.output().slice(-4000)}\n`);
+          }
+        }
         await cluster.destroy();
       }
     },
@@ -81,6 +91,7 @@ function table(rows: Row[]): string {
     'completed',
     'failed',
     'lost',
+    'collateral',
     'dup. exec.',
     'wrong rows',
     'history anomalies',
@@ -93,6 +104,7 @@ function table(rows: Row[]): string {
     row.completed,
     row.failed,
     row.lost + row.acknowledgedWithoutRow,
+    row.collateral,
     row.duplicateExecutions,
     row.wrongRows,
     row.historyAnomalies,

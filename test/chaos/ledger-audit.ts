@@ -5,8 +5,13 @@ export interface AuditResult {
   accepted: number;
   completed: number;
   failed: number;
-  /** Accepted jobs that did not reach their expected final status. */
+  /** Accepted jobs that did not reach their expected final status (collateral excluded). */
   lost: number;
+  /**
+   * Jobs failed by BullMQ's stall limit only because they ran in the same worker process as a
+   * job that kept killing it.
+   */
+  collateral: number;
   /** Jobs the API acknowledged (201) that have no ledger row. */
   acknowledgedWithoutRow: number;
   /** Jobs whose handler completed more than once (at-least-once execution). */
@@ -61,12 +66,24 @@ export async function auditLedger(
   const byId = new Map(rows.map((row) => [Number(row.id), row]));
   const executions = countExecutions(cluster);
 
-  const lost = rows.filter((row) => row.status !== expectedStatus(row.job_type));
+  const missed = rows.filter((row) => row.status !== expectedStatus(row.job_type));
+  const isCollateral = (row: Row) =>
+    row.status === 'failed' && row.error_message === STALL_LIMIT_REASON;
+  const lost = missed.filter((row) => !isCollateral(row));
+  const collateral = missed.filter(isCollateral);
+  collateral.slice(0, 3).forEach((row) => details.push(`collateral failure: ${describe(row)}`));
   lost.slice(0, 5).forEach((row) => details.push(`not finished as expected: ${describe(row)}`));
   const withoutRow = acknowledged.filter((id) => !byId.has(id));
   const invented = [...executions.keys()].filter((id) => !byId.has(id));
   const duplicates = [...executions.values()].filter((count) => count.done > 1).length;
   const wrong = await wrongRows(cluster, rows, executions, interruptedStarts(history), details);
+  if (process.env.CHAOS_VERBOSE && wrong > 0) {
+    const firstWrong = details
+      .find((line) => line.startsWith('wrong row'))
+      ?.match(/job (\d+)/)?.[1];
+    const trail = history.filter((t) => String(t.job_id) === firstWrong);
+    details.push(`history of ${firstWrong}: ${JSON.stringify(trail)}`);
+  }
   const anomalies = historyAnomalies(rows, history, details);
 
   return {
@@ -74,6 +91,7 @@ export async function auditLedger(
     completed: rows.filter((row) => row.status === 'completed').length,
     failed: rows.filter((row) => row.status === 'failed').length,
     lost: lost.length,
+    collateral: collateral.length,
     acknowledgedWithoutRow: withoutRow.length,
     duplicateExecutions: duplicates,
     invented: invented.length,

@@ -6,34 +6,19 @@ import { createServer, Server, Socket } from 'node:net';
  */
 export class RedisProxy {
   private readonly sockets = new Set<Socket>();
+  private readonly server: Server;
   private blackholed = false;
+  port = 0;
 
-  private constructor(
-    private readonly server: Server,
-    readonly port: number,
-  ) {}
+  private constructor(targetPort: number) {
+    this.server = createServer((client) => this.relayConnection(client, targetPort));
+  }
 
   static async start(targetPort: number): Promise<RedisProxy> {
-    // Assigned as soon as `listen` resolves, before any connection callback can run.
-    let proxy: RedisProxy | undefined;
-    const server = createServer((client) => {
-      const upstream = new Socket();
-      upstream.connect(targetPort, '127.0.0.1');
-      for (const socket of [client, upstream]) {
-        proxy?.sockets.add(socket);
-        socket.on('error', () => socket.destroy());
-        socket.on('close', () => proxy?.sockets.delete(socket));
-      }
-      client.on('data', (chunk) => proxy?.relay(upstream, chunk));
-      upstream.on('data', (chunk) => proxy?.relay(client, chunk));
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    proxy = new RedisProxy(server, port);
+    const proxy = new RedisProxy(targetPort);
+    await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    const address = proxy.server.address();
+    proxy.port = typeof address === 'object' && address ? address.port : 0;
 
     return proxy;
   }
@@ -56,6 +41,20 @@ export class RedisProxy {
   async close(): Promise<void> {
     this.sockets.forEach((socket) => socket.destroy());
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private relayConnection(client: Socket, targetPort: number): void {
+    const upstream = new Socket();
+    upstream.connect(targetPort, '127.0.0.1');
+    for (const socket of [client, upstream]) {
+      this.sockets.add(socket);
+      socket.on('error', () => socket.destroy());
+      socket.on('close', () => this.sockets.delete(socket));
+    }
+    client.on('data', (chunk: Buffer) => this.relay(upstream, chunk));
+    upstream.on('data', (chunk: Buffer) => this.relay(client, chunk));
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
   }
 
   private relay(to: Socket, chunk: Buffer): void {

@@ -163,13 +163,38 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'database unreachable for 3 s',
     fast: false,
-    run: (cluster, jobs) =>
-      loadWithFault(cluster, jobs, 2, async () => {
-        await waitForRunningJobs(cluster);
-        await cluster.db.stop();
-        await sleep(3000);
-        await cluster.db.restart();
-      }),
+    run: async (cluster, jobs) => {
+      const half = Math.floor(jobs / 2);
+      const before = await loadWithFault(cluster, half, Number.MAX_SAFE_INTEGER, async () => {});
+      await waitForRunningJobs(cluster);
+      await cluster.db.stop();
+
+      // While the database is away, enqueue must refuse (503) and send nothing to Redis.
+      let refused = 0;
+      let slowest = 0;
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const answer = await cluster.enqueueBatch(sleepJobs(BATCH, jobs + attempt * BATCH));
+        refused += answer.status === 503 ? 1 : 0;
+        slowest = Math.max(slowest, Math.round(answer.ms));
+        await sleep(500);
+      }
+
+      await cluster.db.restart();
+      const faultEndedAt = Date.now();
+      const after = await loadWithFault(
+        cluster,
+        jobs - half,
+        Number.MAX_SAFE_INTEGER,
+        async () => {},
+      );
+
+      return {
+        acknowledged: [...before.acknowledged, ...after.acknowledged],
+        refused,
+        slowestEnqueueMs: slowest,
+        faultEndedAt,
+      };
+    },
   },
   {
     name: 'poison jobs: handler kills its worker every time',

@@ -1,10 +1,4 @@
-import {
-  Inject,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  OnApplicationShutdown,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Redis from 'ioredis';
 import { DataSource, In } from 'typeorm';
@@ -19,16 +13,18 @@ import { DISPATCH_SCAN_LIMIT, LEDGER_MODULE_OPTIONS } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 
 /**
- * Sends rows that were committed but never reached Redis: the enqueuing process died between
- * its commit and its send, or Redis refused the send. Runs in the ledger role.
+ * Sends rows that were committed but never reached Redis (the enqueuing process died between
+ * its commit and its send, or Redis refused the send), and sweeps finished jobs a stopped
+ * projector left in Redis. Driven by the active projector's loop, never by a timer of its own:
+ * every send of an old row then happens in one sequence with the reconciler's, so two senders
+ * can never both find a job missing and both send it.
  */
 @Injectable()
-export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationShutdown {
+export class LedgerDispatcher implements OnApplicationShutdown {
   private readonly logger = new Logger(LedgerDispatcher.name);
   private readonly redis: Redis;
   private readonly cleaner: FinishedJobsCleaner;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<unknown> | undefined;
+  private nextRunAt = 0;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -40,21 +36,19 @@ export class LedgerDispatcher implements OnApplicationBootstrap, OnApplicationSh
     this.cleaner = new FinishedJobsCleaner(this.redis);
   }
 
-  onApplicationBootstrap(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.dispatchUndispatched()
-        .then(() => this.sweepFinishedJobs())
-        .catch((error: unknown) =>
-          this.logger.warn({ message: 'dispatch scan failed', error: String(error) }),
-        )
-        .finally(() => (this.running = undefined));
-    }, this.options.dispatchIntervalMs);
+  onApplicationShutdown(): void {
+    this.redis.disconnect();
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-    this.redis.disconnect();
+  /** Runs both scans if `dispatchIntervalMs` has passed since the last run. */
+  async runWhenDue(): Promise<void> {
+    if (Date.now() < this.nextRunAt) {
+      return;
+    }
+
+    this.nextRunAt = Date.now() + this.options.dispatchIntervalMs;
+    await this.dispatchUndispatched();
+    await this.sweepFinishedJobs();
   }
 
   /**

@@ -26,6 +26,7 @@ import {
   projectorLockName,
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
+import { LedgerDispatcher } from './ledger-dispatcher.service';
 import { LedgerReconciler, ReconcileReport } from './ledger-reconciler';
 import { LedgerRepairer } from './ledger-repairer';
 import { QueueEvent } from './queue-event';
@@ -86,6 +87,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     private readonly registry: QueueRegistry,
     @Inject(LEDGER_MODULE_OPTIONS) private readonly options: LedgerModuleOptions,
     dispatcher: JobDispatcher,
+    private readonly ledgerDispatcher: LedgerDispatcher,
   ) {
     const url = registry.options.redisUrl;
     this.redis = createRedisClient(url);
@@ -205,6 +207,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
         const read = await this.projectOnce();
         await this.reconcileWhenDue();
+        await this.ledgerDispatcher.runWhenDue();
         failures = 0;
         if (read === 0 && this.running) {
           await this.reader.waitForEvents(this.positions ?? [], this.options.idleBlockMs);
