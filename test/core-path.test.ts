@@ -116,6 +116,20 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     expect(history.at(-1)).toMatchObject({ fromStatus: 'processing', toStatus: 'failed' });
   });
 
+  it('keeps payload values out of the recorded error, and bounds its length', async () => {
+    const secret = 'card-4111-1111-1111-1111';
+    const job = await queue.enqueue('diag_fail', { times: 9, echo: secret }, { attempts: 1 });
+
+    const row = await finished(job.id);
+    expect(row.errorMessage).toBe('diagnostic failure on attempt 1 (input: [redacted])');
+    const long = await queue.enqueue(
+      'diag_fail',
+      { times: 9, echo: 'x'.repeat(5000) },
+      { attempts: 1 },
+    );
+    expect((await finished(long.id)).errorMessage!.length).toBeLessThanOrEqual(1000);
+  });
+
   it('fails a job at once, whatever attempts it has left, when the handler says it never can succeed', async () => {
     const job = await queue.enqueue('diag_fail', { unrecoverable: true }, { attempts: 5 });
 

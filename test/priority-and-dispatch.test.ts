@@ -2,6 +2,7 @@ import { INestApplication } from '@nestjs/common';
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { RedisUnavailableError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobHandler } from '../src/modules/worker/job-handler.decorator';
 import {
@@ -209,5 +210,45 @@ describe('handler discovery at boot', () => {
         imports: [DuplicateHandlerModule],
       }),
     ).rejects.toThrow(/job type "diag_noop" has 2 handlers \(.*DuplicateNoopHandler\.again/);
+  });
+});
+
+describe('when Redis is down and the API is configured to refuse', () => {
+  let env: TestEnvironment;
+  let api: INestApplication | undefined;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('refuse');
+  });
+
+  afterAll(async () => {
+    await api?.close();
+    await env?.cleanup();
+  });
+
+  it('refuses the job with RedisUnavailableError, quickly, and writes nothing', async () => {
+    api = await startApp(env, {
+      roles: ['api'],
+      config: {
+        diagnosticJobs: true,
+        redisUrl: 'redis://127.0.0.1:1',
+        enqueueWhenRedisDown: 'refuse',
+        dispatchTimeoutMs: 200,
+      },
+    });
+    const queue = getService(api, QueueService);
+
+    const started = performance.now();
+    await expect(queue.enqueue('diag_noop', {})).rejects.toBeInstanceOf(RedisUnavailableError);
+    // The second refusal comes from the remembered failure, without waiting for Redis.
+    await expect(queue.enqueue('diag_noop', {})).rejects.toBeInstanceOf(RedisUnavailableError);
+
+    expect(performance.now() - started).toBeLessThan(2000);
+    const [{ n }] = (await api
+      .get(DataSource)
+      .query('SELECT COUNT(*) AS n FROM job_queue')) as Array<{
+      n: string;
+    }>;
+    expect(Number(n)).toBe(0);
   });
 });

@@ -18,6 +18,10 @@ interface FailPayload {
   times?: number;
   /** Fail at once, without retries. */
   unrecoverable?: boolean;
+  /** Repeated in the error message, as careless handlers do with their input. */
+  echo?: string;
+  /** Makes the error message this many words longer. */
+  noise?: number;
 }
 
 const MAX_SLEEP_MS = 10 * 60 * 1000;
@@ -77,7 +81,9 @@ export class DiagnosticJobsHandler {
     }
 
     if (context.attempt <= (payload?.times ?? Number.MAX_SAFE_INTEGER)) {
-      throw new Error(`diagnostic failure on attempt ${context.attempt}`);
+      const echo = payload?.echo ? ` (input: ${payload.echo})` : '';
+      const noise = ' noise'.repeat(Math.min(payload?.noise ?? 0, 100_000));
+      throw new Error(`diagnostic failure on attempt ${context.attempt}${echo}${noise}`);
     }
 
     this.record('done', context);

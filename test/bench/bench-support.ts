@@ -1,0 +1,191 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+import { QueueEvents } from 'bullmq';
+import Redis from 'ioredis';
+
+/** What one invocation measures; every value comes from a `BENCH_*` variable. */
+export interface BenchOptions {
+  jobs: number;
+  singleJobs: number;
+  inFlight: number;
+  concurrency: number;
+  workers: number;
+  rounds: number;
+  payloadBytes: number;
+  redisUrl: string;
+  mysqlUrl: string;
+}
+
+export const BULK_CHUNK = 1000;
+
+/** How long a drain may take before the run fails: generous, a slow box is not a failure. */
+export function drainDeadlineMs(total: number): number {
+  return Math.max(120_000, total * 5);
+}
+
+export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  return {
+    jobs: positive(env, 'BENCH_JOBS', 20_000),
+    singleJobs: positive(env, 'BENCH_SINGLE_JOBS', 2_000),
+    inFlight: positive(env, 'BENCH_IN_FLIGHT', 50),
+    concurrency: positive(env, 'BENCH_CONCURRENCY', 50),
+    workers: positive(env, 'BENCH_WORKERS', 1),
+    rounds: positive(env, 'BENCH_ROUNDS', 3),
+    payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
+    redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
+  };
+}
+
+function positive(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') {
+    return fallback;
+  }
+
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new Error(`${key}=${raw}: expected a positive integer, for example ${fallback}`);
+  }
+
+  return value;
+}
+
+/** A JSON payload whose serialised form is about `bytes` long. */
+export function payloadOf(bytes: number): { pad: string } {
+  return { pad: 'x'.repeat(Math.max(0, bytes - '{"pad":""}'.length)) };
+}
+
+/** Runs `count` calls of `task` with at most `inFlight` unfinished at any time. */
+export async function runConcurrently(
+  count: number,
+  inFlight: number,
+  task: (index: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      await task(next++);
+    }
+  };
+
+  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
+}
+
+/** Jobs per second, rounded to a whole number. */
+export function rate(jobs: number, ms: number): number {
+  return Math.round((jobs * 1000) / Math.max(ms, 1));
+}
+
+export async function redisTimeMs(redis: Redis): Promise<number> {
+  const [seconds, micros] = await redis.time();
+
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+}
+
+/** When the first job of a drain became active and the last one completed, in Redis' clock. */
+export interface DrainTimes {
+  firstActiveAt: number;
+  lastCompletedAt: number;
+}
+
+/**
+ * Follows a queue's event stream from `fromMs` until `total` distinct jobs completed. The times
+ * come from the stream entry ids, which Redis stamps when the transition happens, so a reader
+ * that falls behind does not stretch the measurement.
+ */
+export async function watchDrain(
+  options: { redisUrl: string; prefix: string; queue: string; fromMs: number; total: number },
+  deadlineMs: number,
+): Promise<{ drained: Promise<DrainTimes>; close: () => Promise<void> }> {
+  const events = new QueueEvents(options.queue, {
+    connection: { url: options.redisUrl, maxRetriesPerRequest: null },
+    prefix: options.prefix,
+    lastEventId: `${options.fromMs}-0`,
+  });
+  await events.waitUntilReady();
+
+  const completed = new Set<string>();
+  let firstActiveAt: number | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const drained = new Promise<DrainTimes>((resolve, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`drain of ${options.queue}: ${completed.size}/${options.total} completed`));
+    }, deadlineMs);
+    events.on('active', (_args, id) => (firstActiveAt ??= streamIdMs(id)));
+    events.on('completed', ({ jobId }, id) => {
+      completed.add(jobId);
+      if (completed.size >= options.total) {
+        resolve({ firstActiveAt: firstActiveAt ?? streamIdMs(id), lastCompletedAt: streamIdMs(id) });
+      }
+    });
+  });
+  drained.catch(() => undefined);
+
+  return {
+    drained,
+    close: async () => {
+      clearTimeout(timer);
+      await events.close();
+    },
+  };
+}
+
+function streamIdMs(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+/** A child process of the benchmark, with its output kept for error messages. */
+export interface BenchChild {
+  child: ChildProcess;
+  output: () => string;
+}
+
+export function spawnScript(script: string, env: Record<string, string>): BenchChild {
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+
+  return { child, output: () => output };
+}
+
+/** The peak resident set of a live process in MiB (Linux only; `undefined` elsewhere). */
+export function peakRssMiB(pid: number | undefined): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+
+    return match ? Math.round(Number(match[1]) / 1024) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function killChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
+  let cursor = '0';
+  let deleted = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) {
+      deleted += await redis.del(...keys);
+    }
+  } while (cursor !== '0');
+
+  return deleted;
+}

@@ -1,0 +1,117 @@
+import { join } from 'node:path';
+
+import { Queue } from 'bullmq';
+import Redis from 'ioredis';
+
+import {
+  BenchChild,
+  BenchOptions,
+  BULK_CHUNK,
+  drainDeadlineMs,
+  killChild,
+  payloadOf,
+  peakRssMiB,
+  rate,
+  redisTimeMs,
+  runConcurrently,
+  spawnScript,
+  watchDrain,
+} from './bench-support';
+
+const QUEUE = 'plain_noop';
+const WORKER_SCRIPT = join(__dirname, 'plain-worker.js');
+
+/** One round's numbers; throughputs in jobs per second, memory in MiB. */
+export interface RoundResult {
+  bulkEnqueue: number;
+  singleEnqueue: number;
+  drain: number;
+  endToEnd?: number;
+  ledgerLagMs?: number;
+  workerPeakRssMiB?: number;
+  ledgerPeakRssMiB?: number;
+}
+
+/**
+ * Plain BullMQ: a Queue in this process, `BENCH_WORKERS` spawned worker processes with a no-op
+ * processor. Same event stream length as the project's, so the stream is trimmed alike.
+ */
+export async function runPlainRound(options: BenchOptions, prefix: string): Promise<RoundResult> {
+  const queue = new Queue(QUEUE, {
+    connection: { url: options.redisUrl, maxRetriesPerRequest: null },
+    prefix,
+    streams: { events: { maxLen: 100_000 } },
+  });
+  const redis = new Redis(options.redisUrl);
+  const children: BenchChild[] = [];
+  try {
+    const { bulkEnqueue, singleEnqueue } = await enqueuePlain(queue, options);
+    const total = options.jobs + options.singleJobs;
+    const fromMs = await redisTimeMs(redis);
+    const deadline = drainDeadlineMs(total);
+    const watch = await watchDrain({ ...options, prefix, queue: QUEUE, fromMs, total }, deadline);
+    try {
+      children.push(...spawnPlainWorkers(options, prefix));
+      const times = await watch.drained.catch((error: Error) => failWith(error, children));
+      const workerPeakRssMiB = maxOf(children.map(({ child }) => peakRssMiB(child.pid)));
+
+      return {
+        bulkEnqueue,
+        singleEnqueue,
+        drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
+        workerPeakRssMiB,
+      };
+    } finally {
+      await watch.close();
+    }
+  } finally {
+    await Promise.all(children.map(({ child }) => killChild(child)));
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+async function enqueuePlain(
+  queue: Queue,
+  options: BenchOptions,
+): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
+  const payload = payloadOf(options.payloadBytes);
+  await queue.waitUntilReady();
+
+  let started = performance.now();
+  await runConcurrently(options.singleJobs, options.inFlight, () => queue.add(QUEUE, payload));
+  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
+
+  started = performance.now();
+  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
+    const size = Math.min(BULK_CHUNK, options.jobs - sent);
+    await queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload })));
+  }
+  const bulkEnqueue = rate(options.jobs, performance.now() - started);
+
+  return { bulkEnqueue, singleEnqueue };
+}
+
+function spawnPlainWorkers(options: BenchOptions, prefix: string): BenchChild[] {
+  return Array.from({ length: options.workers }, () =>
+    spawnScript(WORKER_SCRIPT, {
+      BENCH_QUEUE: QUEUE,
+      BENCH_REDIS_URL: options.redisUrl,
+      BENCH_PREFIX: prefix,
+      BENCH_CONCURRENCY: String(options.concurrency),
+    }),
+  );
+}
+
+/** Rethrows a drain failure with the last output of the processes involved. */
+export function failWith(error: Error, children: BenchChild[]): never {
+  const outputs = children.map((child) => child.output().slice(-2000)).join('\n---\n');
+
+  throw new Error(`${error.message}\nprocess output:\n${outputs}`);
+}
+
+export function maxOf(values: (number | undefined)[]): number | undefined {
+  const known = values.filter((value): value is number => value !== undefined);
+
+  return known.length > 0 ? Math.max(...known) : undefined;
+}
