@@ -19,6 +19,17 @@ export interface BenchOptions {
 
 export const BULK_CHUNK = 1000;
 
+/** One round's numbers; throughputs in jobs per second, memory in MiB. */
+export interface RoundResult {
+  bulkEnqueue: number;
+  singleEnqueue: number;
+  drain: number;
+  endToEnd?: number;
+  ledgerLagMs?: number;
+  workerPeakRssMiB?: number;
+  ledgerPeakRssMiB?: number;
+}
+
 /** How long a drain may take before the run fails: generous, a slow box is not a failure. */
 export function drainDeadlineMs(total: number): number {
   return Math.max(120_000, total * 5);
@@ -117,7 +128,10 @@ export async function watchDrain(
     events.on('completed', ({ jobId }, id) => {
       completed.add(jobId);
       if (completed.size >= options.total) {
-        resolve({ firstActiveAt: firstActiveAt ?? streamIdMs(id), lastCompletedAt: streamIdMs(id) });
+        resolve({
+          firstActiveAt: firstActiveAt ?? streamIdMs(id),
+          lastCompletedAt: streamIdMs(id),
+        });
       }
     });
   });
@@ -188,4 +202,17 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<number>
   } while (cursor !== '0');
 
   return deleted;
+}
+
+/** Rethrows a drain failure with the last output of the processes involved. */
+export function failWith(error: Error, children: { output: () => string }[]): never {
+  const outputs = children.map((child) => child.output().slice(-2000)).join('\n---\n');
+
+  throw new Error(`${error.message}\nprocess output:\n${outputs}`);
+}
+
+export function maxOf(values: (number | undefined)[]): number | undefined {
+  const known = values.filter((value): value is number => value !== undefined);
+
+  return known.length > 0 ? Math.max(...known) : undefined;
 }

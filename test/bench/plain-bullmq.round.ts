@@ -8,11 +8,14 @@ import {
   BenchOptions,
   BULK_CHUNK,
   drainDeadlineMs,
+  failWith,
   killChild,
+  maxOf,
   payloadOf,
   peakRssMiB,
   rate,
   redisTimeMs,
+  RoundResult,
   runConcurrently,
   spawnScript,
   watchDrain,
@@ -20,17 +23,6 @@ import {
 
 const QUEUE = 'plain_noop';
 const WORKER_SCRIPT = join(__dirname, 'plain-worker.js');
-
-/** One round's numbers; throughputs in jobs per second, memory in MiB. */
-export interface RoundResult {
-  bulkEnqueue: number;
-  singleEnqueue: number;
-  drain: number;
-  endToEnd?: number;
-  ledgerLagMs?: number;
-  workerPeakRssMiB?: number;
-  ledgerPeakRssMiB?: number;
-}
 
 /**
  * Plain BullMQ: a Queue in this process, `BENCH_WORKERS` spawned worker processes with a no-op
@@ -101,17 +93,4 @@ function spawnPlainWorkers(options: BenchOptions, prefix: string): BenchChild[] 
       BENCH_CONCURRENCY: String(options.concurrency),
     }),
   );
-}
-
-/** Rethrows a drain failure with the last output of the processes involved. */
-export function failWith(error: Error, children: BenchChild[]): never {
-  const outputs = children.map((child) => child.output().slice(-2000)).join('\n---\n');
-
-  throw new Error(`${error.message}\nprocess output:\n${outputs}`);
-}
-
-export function maxOf(values: (number | undefined)[]): number | undefined {
-  const known = values.filter((value): value is number => value !== undefined);
-
-  return known.length > 0 ? Math.max(...known) : undefined;
 }

@@ -1,0 +1,147 @@
+import { cpus, release } from 'node:os';
+
+import Redis from 'ioredis';
+import { createConnection } from 'mysql2/promise';
+
+import { BenchOptions, RoundResult } from './bench-support';
+
+export interface Machine {
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  kernel: string;
+  redis: string;
+  mariadb: string;
+}
+
+export interface RoundPair {
+  round: number;
+  order: string;
+  plain: RoundResult;
+  project: RoundResult;
+}
+
+type Metric = keyof RoundResult;
+
+/** Rows of the table: the metric, its label, and whether plain BullMQ has a value for it. */
+const METRICS: { key: Metric; label: string; plainKey?: Metric }[] = [
+  { key: 'bulkEnqueue', label: 'bulk enqueue, chunks of 1000 (jobs/s)' },
+  { key: 'singleEnqueue', label: 'single enqueue, concurrent (jobs/s)' },
+  { key: 'drain', label: 'drain: first active → last completed in Redis (jobs/s)' },
+  {
+    key: 'endToEnd',
+    label: 'end to end: first active → all completed in ledger (jobs/s; plain: drain)',
+    plainKey: 'drain',
+  },
+  { key: 'ledgerLagMs', label: 'ledger lag after the last completion (ms)' },
+  { key: 'workerPeakRssMiB', label: 'peak RSS per worker process (MiB)' },
+  { key: 'ledgerPeakRssMiB', label: 'peak RSS of the ledger process (MiB)' },
+];
+
+export async function describeMachine(options: BenchOptions): Promise<Machine> {
+  const redis = new Redis(options.redisUrl);
+  const info = await redis.info('server').finally(() => redis.disconnect());
+  const url = new URL(options.mysqlUrl);
+  const db = await createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username) || 'root',
+    password: decodeURIComponent(url.password),
+  });
+  const [rows] = await db.query('SELECT VERSION() AS version').finally(() => db.end());
+
+  return {
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    kernel: release(),
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    mariadb: (rows as { version: string }[])[0].version,
+  };
+}
+
+export function median(values: (number | undefined)[]): number | undefined {
+  const known = values.filter((value): value is number => value !== undefined);
+  if (known.length === 0) {
+    return undefined;
+  }
+
+  const sorted = [...known].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+export interface MetricSummary {
+  plain?: number;
+  project?: number;
+  ratio?: number;
+}
+
+export function summarise(pairs: RoundPair[]): Record<string, MetricSummary> {
+  const summary: Record<string, MetricSummary> = {};
+  for (const { key, plainKey } of METRICS) {
+    const plain = median(pairs.map((pair) => pair.plain[plainKey ?? key]));
+    const project = median(pairs.map((pair) => pair.project[key]));
+    const ratio =
+      plain !== undefined && project !== undefined && plain > 0
+        ? Math.round((project / plain) * 100) / 100
+        : undefined;
+    summary[key] = { plain, project, ratio };
+  }
+
+  return summary;
+}
+
+export function header(options: BenchOptions, machine: Machine): string {
+  return [
+    'ledger-queue benchmark: plain BullMQ against this project, same machine, alternating rounds',
+    `machine: ${machine.cpus} × ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`,
+    `servers: Redis ${machine.redis} at ${options.redisUrl}, MariaDB ${machine.mariadb}`,
+    `load: ${options.jobs} jobs by bulk + ${options.singleJobs} single (${options.inFlight} in flight), ` +
+      `payload ~${options.payloadBytes} B, ${options.workers} worker process(es) × concurrency ` +
+      `${options.concurrency}, no-op handler, ${options.rounds} round(s)`,
+    'plain: Queue in the bench process, workers = spawned node processes with a bare BullMQ Worker',
+    'project: QueueService in the bench process (roles api), spawned ledger and worker processes ' +
+      '(node dist/src/main.js)',
+  ].join('\n');
+}
+
+export function roundLines(pairs: RoundPair[]): string {
+  const show = (result: RoundResult): string =>
+    METRICS.filter(({ key }) => result[key] !== undefined)
+      .map(({ key }) => `${key}=${result[key]}`)
+      .join(' ');
+
+  return pairs
+    .map(
+      (pair) =>
+        `round ${pair.round} (${pair.order}):\n  plain   ${show(pair.plain)}\n  project ${show(pair.project)}`,
+    )
+    .join('\n');
+}
+
+export function table(summary: Record<string, MetricSummary>): string {
+  const cell = (value: number | undefined): string =>
+    value === undefined ? '—' : String(Math.round(value * 100) / 100);
+  const rows = METRICS.map(({ key, label }) => [
+    label,
+    cell(summary[key].plain),
+    cell(summary[key].project),
+    cell(summary[key].ratio),
+  ]);
+  const all = [['median of rounds', 'plain', 'project', 'project/plain'], ...rows];
+  const widths = all[0].map((_, column) => Math.max(...all.map((row) => row[column].length)));
+  const line = (row: string[]): string =>
+    row
+      .map((text, column) =>
+        column === 0 ? text.padEnd(widths[0]) : text.padStart(widths[column]),
+      )
+      .join('  ');
+
+  return [
+    line(all[0]),
+    widths.map((width) => '-'.repeat(width)).join('  '),
+    ...rows.map(line),
+  ].join('\n');
+}

@@ -1,0 +1,246 @@
+import { INestApplicationContext } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import Redis from 'ioredis';
+import { Connection, createConnection } from 'mysql2/promise';
+
+import { AppModule } from '../../src/app.module';
+import { loadAppConfig } from '../../src/modules/config/app-config';
+import { prepareDatabase } from '../../src/modules/database/prepare-database';
+import { projectorLockName } from '../../src/modules/ledger/ledger.constants';
+import { EnqueueRequest, QueueService } from '../../src/modules/queue';
+import { SpawnedRole, spawnRole, stopRole } from '../support/spawned-process';
+import {
+  BenchOptions,
+  BULK_CHUNK,
+  drainDeadlineMs,
+  failWith,
+  maxOf,
+  payloadOf,
+  peakRssMiB,
+  rate,
+  redisTimeMs,
+  RoundResult,
+  runConcurrently,
+  watchDrain,
+} from './bench-support';
+
+const JOB_TYPE = 'diag_noop';
+const EXPECTED_PATH = 'null>pending,pending>processing,processing>completed';
+
+/**
+ * This project: producers in this process through QueueService (roles `api`), one spawned
+ * ledger process and `BENCH_WORKERS` spawned worker processes running the built app. The round
+ * ends with an audit of every ledger row and its history.
+ */
+export async function runLedgerRound(
+  options: BenchOptions,
+  prefix: string,
+  databaseName: string,
+): Promise<RoundResult> {
+  const env = processEnv(options, prefix, databaseName);
+  await prepareDatabase(loadAppConfig({ ...env, ROLES: 'api' }));
+  const db = await connect(options.mysqlUrl, databaseName);
+  const roles: SpawnedRole[] = [];
+  let app: INestApplicationContext | undefined;
+  try {
+    const ledger = spawnRole({ ...env, ROLES: 'ledger' });
+    roles.push(ledger);
+    await waitForLedger(db, ledger, projectorLockName(databaseName, prefix));
+
+    app = await NestFactory.createApplicationContext(
+      AppModule.forRoles({ config: loadAppConfig({ ...env, ROLES: 'api' }) }),
+      { logger: ['error'] },
+    );
+    const enqueued = await enqueueThroughLedger(app.get(QueueService, { strict: false }), options);
+
+    return await drainAndAudit(options, { env, prefix, db, roles, ledger, enqueued });
+  } finally {
+    await Promise.all(roles.map((role) => stopRole(role)));
+    await app?.close();
+    await db.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
+    await db.end();
+  }
+}
+
+function processEnv(
+  options: BenchOptions,
+  prefix: string,
+  databaseName: string,
+): Record<string, string> {
+  return {
+    REDIS_URL: options.redisUrl,
+    DATABASE_URL: `${options.mysqlUrl}/${databaseName}`,
+    QUEUE_PREFIX: prefix,
+    DIAGNOSTIC_JOBS: 'true',
+    RUN_MIGRATIONS: 'false',
+    LOG_LEVEL: 'error',
+  };
+}
+
+async function connect(mysqlUrl: string, database: string): Promise<Connection> {
+  const url = new URL(mysqlUrl);
+
+  return createConnection({
+    host: url.hostname,
+    port: Number(url.port || 3306),
+    user: decodeURIComponent(url.username) || 'root',
+    password: decodeURIComponent(url.password),
+    database,
+  });
+}
+
+/** The ledger is ready once its projector holds the writer lock. */
+async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (ledger.child.exitCode !== null) {
+      throw new Error(`the ledger process exited while starting:\n${ledger.output()}`);
+    }
+
+    const [rows] = await db.query('SELECT IS_USED_LOCK(?) AS holder', [lock]);
+    if ((rows as { holder: number | null }[])[0].holder !== null) {
+      return;
+    }
+    await sleep(50);
+  }
+
+  throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
+}
+
+async function enqueueThroughLedger(
+  queue: QueueService,
+  options: BenchOptions,
+): Promise<{ bulkEnqueue: number; singleEnqueue: number; total: number }> {
+  const payload = payloadOf(options.payloadBytes);
+
+  let started = performance.now();
+  await runConcurrently(options.singleJobs, options.inFlight, () =>
+    queue.enqueue(JOB_TYPE, payload),
+  );
+  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
+
+  started = performance.now();
+  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
+    const size = Math.min(BULK_CHUNK, options.jobs - sent);
+    const chunk: EnqueueRequest[] = Array.from({ length: size }, () => ({
+      jobType: JOB_TYPE,
+      payload,
+    }));
+    await queue.enqueueMany(chunk);
+  }
+  const bulkEnqueue = rate(options.jobs, performance.now() - started);
+
+  return { bulkEnqueue, singleEnqueue, total: options.jobs + options.singleJobs };
+}
+
+interface DrainContext {
+  env: Record<string, string>;
+  prefix: string;
+  db: Connection;
+  roles: SpawnedRole[];
+  ledger: SpawnedRole;
+  enqueued: { bulkEnqueue: number; singleEnqueue: number; total: number };
+}
+
+/**
+ * Starts the workers on the full backlog and measures two ends: the last `completed` event in
+ * Redis, and the moment every ledger row reads `completed`.
+ */
+async function drainAndAudit(options: BenchOptions, context: DrainContext): Promise<RoundResult> {
+  const { env, prefix, db, roles, ledger, enqueued } = context;
+  const { total } = enqueued;
+  const redis = new Redis(options.redisUrl);
+  const fromMs = await redisTimeMs(redis).finally(() => redis.disconnect());
+  const deadline = drainDeadlineMs(total);
+  const watch = await watchDrain({ ...options, prefix, queue: JOB_TYPE, fromMs, total }, deadline);
+  try {
+    const ledgerDone = pollLedgerCompleted(db, total, deadline);
+    // Attached now so that a failed drain does not also report an unhandled rejection.
+    ledgerDone.catch(() => undefined);
+    const workerEnv = { ROLES: 'worker', WORKER_JOB_TYPES: JOB_TYPE };
+    const workers = Array.from({ length: options.workers }, () =>
+      spawnRole({ ...env, ...workerEnv, WORKER_CONCURRENCY: String(options.concurrency) }),
+    );
+    roles.push(...workers);
+
+    const processes = roles.map((role) => ({ output: role.output }));
+    const times = await watch.drained.catch((error: Error) => failWith(error, processes));
+    const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes));
+    const workerPeakRssMiB = maxOf(workers.map((role) => peakRssMiB(role.child.pid)));
+    const ledgerPeakRssMiB = peakRssMiB(ledger.child.pid);
+    await auditLedger(db, total);
+
+    return {
+      bulkEnqueue: enqueued.bulkEnqueue,
+      singleEnqueue: enqueued.singleEnqueue,
+      drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
+      endToEnd: rate(total, ledgerDoneAt - times.firstActiveAt),
+      ledgerLagMs: Math.max(0, ledgerDoneAt - times.lastCompletedAt),
+      workerPeakRssMiB,
+      ledgerPeakRssMiB,
+    };
+  } finally {
+    await watch.close();
+  }
+}
+
+/** Resolves with the wall-clock time at which every row first read `completed`. */
+async function pollLedgerCompleted(
+  db: Connection,
+  total: number,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let completed = 0;
+  while (Date.now() < deadline) {
+    const [rows] = await db.query(
+      "SELECT COUNT(*) AS completed FROM job_queue WHERE status = 'completed'",
+    );
+    completed = Number((rows as { completed: number | string }[])[0].completed);
+    if (completed >= total) {
+      return Date.now();
+    }
+    await sleep(20);
+  }
+
+  throw new Error(`ledger: ${completed}/${total} rows completed after ${timeoutMs} ms`);
+}
+
+/**
+ * Every row completed on its first attempt, with exactly its three transitions in order. Throws
+ * a message with counts and a few offending rows otherwise.
+ */
+export async function auditLedger(db: Connection, total: number): Promise<void> {
+  const [summary] = await db.query(
+    `SELECT COUNT(*) AS jobs, SUM(status = 'completed') AS completed,
+            SUM(attempt_count = 1) AS firstAttempt FROM job_queue`,
+  );
+  const [wrongPaths] = await db.query(
+    `SELECT id, path FROM (
+       SELECT j.id, GROUP_CONCAT(CONCAT(COALESCE(h.from_status, 'null'), '>', h.to_status)
+                                 ORDER BY h.id SEPARATOR ',') AS path
+       FROM job_queue j LEFT JOIN job_queue_history h ON h.job_id = j.id GROUP BY j.id
+     ) paths WHERE path IS NULL OR path <> ?`,
+    [EXPECTED_PATH],
+  );
+  const counts = (summary as Record<string, number | string | null>[])[0];
+  const wrong = wrongPaths as { id: number; path: string | null }[];
+  const problems = [
+    Number(counts.jobs) !== total ? `${counts.jobs} rows, expected ${total}` : '',
+    Number(counts.completed) !== total ? `${counts.completed} rows completed of ${total}` : '',
+    Number(counts.firstAttempt) !== total
+      ? `${counts.firstAttempt} rows with attempt_count = 1 of ${total}`
+      : '',
+    wrong.length > 0
+      ? `${wrong.length} jobs whose history is not ${EXPECTED_PATH}, e.g. ${JSON.stringify(wrong.slice(0, 5))}`
+      : '',
+  ].filter((problem) => problem !== '');
+
+  if (problems.length > 0) {
+    throw new Error(`ledger audit failed:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
