@@ -10,6 +10,7 @@ import {
   ValidatedJob,
 } from './enqueue-request';
 import { JobDispatcher } from './job-dispatcher.service';
+import { EnqueueBatcher } from './enqueue-batcher';
 import { InsertOutcome, JobLedgerRepository } from './job-ledger.repository';
 import { QueueRegistry } from './queue-registry.service';
 import { MAX_BATCH_SIZE } from './queue.constants';
@@ -37,6 +38,8 @@ export class QueueService {
     private readonly afterCommit: AfterCommitDispatchSubscriber,
   ) {}
 
+  private readonly batcher = new EnqueueBatcher((jobs) => this.insertAndDispatch(jobs));
+
   /**
    * Accepts one job: validates it, writes its ledger row and sends it to Redis.
    *
@@ -52,9 +55,17 @@ export class QueueService {
     options: EnqueueOptions = {},
   ): Promise<JobEntity> {
     const { manager, ...jobOptions } = options;
-    const [row] = await this.accept([this.validate({ ...jobOptions, jobType, payload })], manager);
+    const job = this.validate({ ...jobOptions, jobType, payload });
+    if (manager) {
+      const [row] = await this.accept([job], manager);
 
-    return row;
+      return row;
+    }
+
+    // Without a caller's transaction, concurrent enqueues share one commit and one send.
+    await this.refuseIfRedisDown();
+
+    return this.batcher.submit(job);
   }
 
   /**
@@ -97,10 +108,21 @@ export class QueueService {
     );
   }
 
-  private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
+  private async refuseIfRedisDown(): Promise<void> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
       await this.dispatcher.assertRedisAvailable();
     }
+  }
+
+  private async insertAndDispatch(jobs: ValidatedJob[]): Promise<InsertOutcome> {
+    const outcome = await this.insertInOwnTransaction(this.ledger.defaultManager, jobs);
+    await this.dispatcher.dispatchFresh(outcome.created, performance.now());
+
+    return outcome;
+  }
+
+  private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
+    await this.refuseIfRedisDown();
 
     const queryRunner = manager?.queryRunner;
     if (manager && queryRunner?.isTransactionActive) {
@@ -110,10 +132,11 @@ export class QueueService {
       return rows;
     }
 
-    const { rows, created } = await this.insertInOwnTransaction(
-      manager ?? this.ledger.defaultManager,
-      jobs,
-    );
+    if (!manager) {
+      return (await this.insertAndDispatch(jobs)).rows;
+    }
+
+    const { rows, created } = await this.insertInOwnTransaction(manager, jobs);
     await this.dispatcher.dispatchFresh(created, performance.now());
 
     return rows;
