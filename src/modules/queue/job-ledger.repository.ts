@@ -105,14 +105,6 @@ export class JobLedgerRepository {
     const firstId = Number(result.insertId);
     const lastId = firstId + jobs.length - 1;
 
-    await manager.query(
-      `INSERT INTO job_queue_history
-         (job_id, from_status, to_status, attempt, occurred_at, source)
-       SELECT id, NULL, status, 0, created_at, 'enqueue'
-       FROM job_queue WHERE id BETWEEN ? AND ? ORDER BY id`,
-      [firstId, lastId],
-    );
-
     const rows = await manager.getRepository(JobEntity).find({
       where: { id: Between(firstId, lastId) },
       order: { id: 'ASC' },
@@ -122,6 +114,14 @@ export class JobLedgerRepository {
         `expected ${jobs.length} consecutive ids from ${firstId}; is auto_increment_increment 1?`,
       );
     }
+
+    // Plain VALUES, not INSERT … SELECT: the latter takes a table-wide auto-increment lock and
+    // shared locks on job_queue, which deadlock with a concurrent enqueue.
+    await manager.query(
+      `INSERT INTO job_queue_history (job_id, from_status, to_status, attempt, occurred_at, source)
+       VALUES ${rows.map(() => "(?, NULL, 'pending', 0, ?, 'enqueue')").join(', ')}`,
+      rows.flatMap((row) => [row.id, row.createdAt]),
+    );
 
     return rows;
   }
