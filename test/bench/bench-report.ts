@@ -36,6 +36,10 @@ const METRICS: { key: Metric; label: string; plainKey?: Metric }[] = [
   { key: 'ledgerLagMs', label: 'ledger lag after the last completion (ms)' },
   { key: 'workerPeakRssMiB', label: 'peak RSS per worker process (MiB)' },
   { key: 'ledgerPeakRssMiB', label: 'peak RSS of the ledger process (MiB)' },
+  { key: 'workerCpuUsPerJob', label: 'CPU per job during the drain: worker processes (us)' },
+  { key: 'ledgerCpuUsPerJob', label: 'CPU per job during the drain: ledger process (us)' },
+  { key: 'redisCpuUsPerJob', label: 'CPU per job during the drain: Redis (us)' },
+  { key: 'mariadbCpuUsPerJob', label: 'CPU per job during the drain: MariaDB (us)' },
 ];
 
 export async function describeMachine(options: BenchOptions): Promise<Machine> {

@@ -1,4 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 import { QueueEvents } from 'bullmq';
@@ -28,6 +28,11 @@ export interface RoundResult {
   ledgerLagMs?: number;
   workerPeakRssMiB?: number;
   ledgerPeakRssMiB?: number;
+  /** CPU time per job during the drain, in microseconds, by process kind. */
+  workerCpuUsPerJob?: number;
+  ledgerCpuUsPerJob?: number;
+  redisCpuUsPerJob?: number;
+  mariadbCpuUsPerJob?: number;
 }
 
 /** How long a drain may take before the run fails: generous, a slow box is not a failure. */
@@ -215,4 +220,35 @@ export function maxOf(values: (number | undefined)[]): number | undefined {
   const known = values.filter((value): value is number => value !== undefined);
 
   return known.length > 0 ? Math.max(...known) : undefined;
+}
+
+/** User plus system CPU time a live process has used, in milliseconds (Linux only). */
+export function cpuMs(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which may itself hold spaces: utime and stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Pids of the local servers the bench talks to, for their share of the CPU. */
+export function serverPids(name: 'redis-server' | 'mariadbd'): number[] {
+  try {
+    return execFileSync('pidof', [name], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU used by `pids` between two readings, per job, in microseconds. */
+export function cpuUsPerJob(before: number, after: number, jobs: number): number {
+  return Math.round(((after - before) * 1000) / jobs);
+}
+
+export function totalCpuMs(pids: Array<number | undefined>): number {
+  return pids.reduce<number>((sum, pid) => sum + cpuMs(pid), 0);
 }

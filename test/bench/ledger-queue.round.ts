@@ -17,6 +17,10 @@ import {
   maxOf,
   payloadOf,
   peakRssMiB,
+  cpuMs,
+  cpuUsPerJob,
+  serverPids,
+  totalCpuMs,
   rate,
   redisTimeMs,
   RoundResult,
@@ -157,6 +161,13 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
     const ledgerDone = pollLedgerCompleted(db, total, deadline);
     // Attached now so that a failed drain does not also report an unhandled rejection.
     ledgerDone.catch(() => undefined);
+    const redisPids = serverPids('redis-server');
+    const mariadbPids = serverPids('mariadbd');
+    const cpuBefore = {
+      ledger: cpuMs(ledger.child.pid),
+      redis: totalCpuMs(redisPids),
+      mariadb: totalCpuMs(mariadbPids),
+    };
     const workerEnv = { ROLES: 'worker', WORKER_JOB_TYPES: JOB_TYPE };
     const workers = Array.from({ length: options.workers }, () =>
       spawnRole({ ...env, ...workerEnv, WORKER_CONCURRENCY: String(options.concurrency) }),
@@ -166,6 +177,12 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
     const processes = roles.map((role) => ({ output: role.output }));
     const times = await watch.drained.catch((error: Error) => failWith(error, processes));
     const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes));
+    const cpu = {
+      workerCpuUsPerJob: cpuUsPerJob(0, totalCpuMs(workers.map((role) => role.child.pid)), total),
+      ledgerCpuUsPerJob: cpuUsPerJob(cpuBefore.ledger, cpuMs(ledger.child.pid), total),
+      redisCpuUsPerJob: cpuUsPerJob(cpuBefore.redis, totalCpuMs(redisPids), total),
+      mariadbCpuUsPerJob: cpuUsPerJob(cpuBefore.mariadb, totalCpuMs(mariadbPids), total),
+    };
     const workerPeakRssMiB = maxOf(workers.map((role) => peakRssMiB(role.child.pid)));
     const ledgerPeakRssMiB = peakRssMiB(ledger.child.pid);
     await auditLedger(db, total);
@@ -178,6 +195,7 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       ledgerLagMs: Math.max(0, ledgerDoneAt - times.lastCompletedAt),
       workerPeakRssMiB,
       ledgerPeakRssMiB,
+      ...cpu,
     };
   } finally {
     await watch.close();

@@ -13,6 +13,9 @@ import {
   maxOf,
   payloadOf,
   peakRssMiB,
+  cpuUsPerJob,
+  serverPids,
+  totalCpuMs,
   rate,
   redisTimeMs,
   RoundResult,
@@ -43,8 +46,18 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
     const deadline = drainDeadlineMs(total);
     const watch = await watchDrain({ ...options, prefix, queue: QUEUE, fromMs, total }, deadline);
     try {
+      const redisPids = serverPids('redis-server');
+      const redisBefore = totalCpuMs(redisPids);
       children.push(...spawnPlainWorkers(options, prefix));
       const times = await watch.drained.catch((error: Error) => failWith(error, children));
+      const cpu = {
+        workerCpuUsPerJob: cpuUsPerJob(
+          0,
+          totalCpuMs(children.map(({ child }) => child.pid)),
+          total,
+        ),
+        redisCpuUsPerJob: cpuUsPerJob(redisBefore, totalCpuMs(redisPids), total),
+      };
       const workerPeakRssMiB = maxOf(children.map(({ child }) => peakRssMiB(child.pid)));
 
       return {
@@ -52,6 +65,7 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
         singleEnqueue,
         drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
         workerPeakRssMiB,
+        ...cpu,
       };
     } finally {
       await watch.close();
