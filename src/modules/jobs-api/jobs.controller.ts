@@ -1,13 +1,4 @@
-import {
-  Body,
-  Controller,
-  Get,
-  Logger,
-  NotFoundException,
-  Param,
-  Post,
-  ServiceUnavailableException,
-} from '@nestjs/common';
+import { Body, Controller, Get, NotFoundException, Param, Post } from '@nestjs/common';
 
 import { JobEntity } from '../../entities';
 import { QueueService } from '../queue';
@@ -18,8 +9,6 @@ import { JobHistoryView, JobView, toJobHistoryView, toJobView } from './job-view
 /** The HTTP surface of the queue: enqueue jobs and read their ledger rows and history. */
 @Controller('jobs')
 export class JobsController {
-  private readonly logger = new Logger(JobsController.name);
-
   constructor(private readonly queue: QueueService) {}
 
   /**
@@ -79,29 +68,15 @@ export class JobsController {
   async history(@Param('id', JobIdPipe) id: number): Promise<JobHistoryView> {
     await this.requireJob(id);
 
-    return toJobHistoryView(id, await this.readLedger(() => this.queue.history(id)));
+    return toJobHistoryView(id, await this.queue.history(id));
   }
 
   private async requireJob(id: number): Promise<JobEntity> {
-    const row = await this.readLedger(() => this.queue.get(id));
+    const row = await this.queue.get(id);
     if (!row) {
       throw new NotFoundException(`job ${id} not found`);
     }
 
     return row;
-  }
-
-  // TODO: QueueService.get and history pass driver errors through as they are; remove this once
-  // they throw LedgerUnavailableError like enqueue does.
-  private async readLedger<T>(read: () => Promise<T>): Promise<T> {
-    try {
-      return await read();
-    } catch (error) {
-      const cause = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-      this.logger.error({ message: 'the job ledger could not be read', cause });
-      throw new ServiceUnavailableException('the job ledger is unavailable; try again later', {
-        cause: error,
-      });
-    }
   }
 }

@@ -12,10 +12,13 @@ export class JobValidationError extends Error {
   }
 }
 
-/** The ledger could not be written (database unreachable or refusing); nothing was sent to Redis. */
+/**
+ * The ledger could not be written or read (database unreachable or refusing). After a failed
+ * write nothing was sent to Redis.
+ */
 export class LedgerUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super('the job ledger is unavailable; the job was not accepted', { cause });
+  constructor(cause: unknown, message = 'the job ledger is unavailable; the job was not accepted') {
+    super(message, { cause });
     this.name = 'LedgerUnavailableError';
   }
 }

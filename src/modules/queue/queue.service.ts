@@ -89,14 +89,20 @@ export class QueueService {
     return this.accept(jobs, options.manager);
   }
 
-  /** The ledger row of a job, or `null` if there is none. */
+  /**
+   * The ledger row of a job, or `null` if there is none.
+   * @throws LedgerUnavailableError when the database cannot be read
+   */
   async get(id: number): Promise<JobEntity | null> {
-    return this.ledger.findById(id);
+    return readLedger(() => this.ledger.findById(id));
   }
 
-  /** Every recorded transition of a job, oldest first; empty if the job does not exist. */
+  /**
+   * Every recorded transition of a job, oldest first; empty if the job does not exist.
+   * @throws LedgerUnavailableError when the database cannot be read
+   */
   async history(id: number): Promise<JobTransitionEntity[]> {
-    return this.ledger.history(id);
+    return readLedger(() => this.ledger.history(id));
   }
 
   private validate(request: EnqueueRequest, path = ''): ValidatedJob {
@@ -182,6 +188,14 @@ export class QueueService {
 }
 
 const DEADLOCK_RETRIES = 3;
+
+async function readLedger<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    throw new LedgerUnavailableError(error, 'the job ledger is unavailable; try again later');
+  }
+}
 
 function driverErrorCode(error: unknown): string | undefined {
   const wrapped = error as { driverError?: { code?: string }; code?: string } | undefined;
