@@ -81,6 +81,7 @@ function workerOptions(config: AppConfig, jobTypes: JobTypeDefinition[]) {
     catalogue: jobTypes,
     run: config.workerJobTypes,
     concurrency: config.workerConcurrency,
+    concurrencyByType: config.workerConcurrencyByType,
     workerName: config.workerName,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     lockDurationMs: config.workerLockDurationMs,

@@ -191,4 +191,21 @@ describe('loadAppConfig', () => {
       expect(error.message).not.toContain(encoded);
     });
   });
+  describe('when concurrency is set per job type', () => {
+    it('reads type:n pairs', () => {
+      expect(
+        loadAppConfig({ WORKER_CONCURRENCY_BY_TYPE: 'email_dispatch:5, data_backup:1' })
+          .workerConcurrencyByType,
+      ).toEqual({ email_dispatch: 5, data_backup: 1 });
+    });
+
+    it('names the variable and the bad pair', () => {
+      expect(configErrorOf({ WORKER_CONCURRENCY_BY_TYPE: 'email_dispatch:0' }).message).toContain(
+        'WORKER_CONCURRENCY_BY_TYPE: expected a comma-separated list of job_type:concurrency',
+      );
+      expect(configErrorOf({ WORKER_CONCURRENCY_BY_TYPE: 'email_dispatch' }).message).toContain(
+        'got "email_dispatch"',
+      );
+    });
+  });
 });

@@ -23,6 +23,8 @@ export interface AppConfig {
   /** Job types the worker role runs; `undefined` means every declared type. */
   workerJobTypes: string[] | undefined;
   workerConcurrency: number;
+  /** Per job type concurrency, overriding the catalogue's and `workerConcurrency`. */
+  workerConcurrencyByType: Record<string, number>;
   workerName: string;
   shutdownTimeoutMs: number;
   payloadLimitBytes: number;
@@ -81,6 +83,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     ),
     workerJobTypes: reader.optionalList('WORKER_JOB_TYPES'),
     workerConcurrency: reader.integer('WORKER_CONCURRENCY', 10, 1, 10_000),
+    workerConcurrencyByType: reader.concurrencyByType('WORKER_CONCURRENCY_BY_TYPE'),
     workerName: env.WORKER_NAME ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: reader.integer('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     payloadLimitBytes: reader.integer('PAYLOAD_LIMIT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
@@ -168,6 +171,26 @@ class EnvReader {
       .split(',')
       .map((item) => item.trim())
       .filter((item) => item.length > 0);
+  }
+
+  /** `type:n,type:n`, each n an integer from 1 to 10000. */
+  concurrencyByType(key: string): Record<string, number> {
+    const entries = this.optionalList(key) ?? [];
+    const result: Record<string, number> = {};
+
+    for (const entry of entries) {
+      const match = /^([a-z][a-z0-9_]{0,99}):(\d{1,5})$/.exec(entry);
+      const value = match ? Number(match[2]) : 0;
+      if (!match || value < 1 || value > 10_000) {
+        this.problems.push(
+          `${key}: expected a comma-separated list of job_type:concurrency (1 to 10000), got "${entry}"`,
+        );
+        continue;
+      }
+      result[match[1]] = value;
+    }
+
+    return result;
   }
 
   roles(key: string): Role[] {

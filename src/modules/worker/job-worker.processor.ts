@@ -76,7 +76,10 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     const worker = new Worker(jobType, (job) => this.process(jobType, job), {
       connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
       prefix: this.options.prefix,
-      concurrency: definition?.concurrency ?? this.options.concurrency,
+      concurrency:
+        this.options.concurrencyByType[jobType] ??
+        definition?.concurrency ??
+        this.options.concurrency,
       name: this.options.workerName,
       lockDuration: this.options.lockDurationMs,
       stalledInterval: this.options.stalledIntervalMs,

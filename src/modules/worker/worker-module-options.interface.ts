@@ -9,6 +9,8 @@ export interface WorkerModuleOptions {
   run: string[] | undefined;
   /** Concurrency of types that do not set their own. */
   concurrency: number;
+  /** Per type concurrency from configuration; wins over the catalogue's. */
+  concurrencyByType: Record<string, number>;
   /** Recorded in the ledger as the worker of each attempt. */
   workerName: string;
   shutdownTimeoutMs: number;
