@@ -76,7 +76,7 @@ export class ChaosCluster {
       DISPATCH_GRACE_MS: '1000',
       RECONCILE_INTERVAL_MS: '1000',
       RUN_MIGRATIONS: 'false',
-      LOG_LEVEL: 'error',
+      LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error',
       ...extra,
     };
   }

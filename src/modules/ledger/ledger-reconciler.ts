@@ -21,7 +21,7 @@ export interface ReconcileReport {
   reason: string;
   /** Non-terminal rows compared with Redis. */
   checked: number;
-  /** Rows whose job Redis did not hold, sent again. */
+  /** Rows whose job Redis did not hold, sent again (and accepted by Redis). */
   resent: number;
   /** Rows brought to their job's real state in Redis. */
   repaired: number;
@@ -137,24 +137,26 @@ export class LedgerReconciler {
     });
 
     await this.cleaner.remove(keyPrefix, outcome.finished.map(toBullJobId));
-    await this.resend(outcome.resend, outcome.refunded);
+    const resent = await this.resend(outcome.resend, outcome.refunded);
 
     return {
       checked: ids.length,
-      resent: outcome.resend.length,
+      resent,
       repaired: outcome.repaired,
       inFlight: outcome.inFlightCount,
     };
   }
 
-  private async resend(ids: number[], refunded: Set<number>): Promise<void> {
+  /** Returns how many Redis accepted; the others are tried again at the next pass. */
+  private async resend(ids: number[], refunded: Set<number>): Promise<number> {
     if (ids.length === 0) {
-      return;
+      return 0;
     }
 
     const rows = await this.dataSource.getRepository(JobEntity).findBy({ id: In(ids) });
     const sendable = rows.filter((row) => !isTerminal(row.status));
-    await this.dispatcher.dispatch(sendable, refunded);
+
+    return this.dispatcher.dispatch(sendable, refunded);
   }
 
   /** Row ids that events after the projector's cursor (up to `untilId`) still speak of. */
