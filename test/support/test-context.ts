@@ -4,7 +4,6 @@ import { INestApplication, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
-import { DataSource } from 'typeorm';
 
 import { AppModule, AppModuleOptions } from '../../src/app.module';
 import { AppConfig, loadAppConfig, Role } from '../../src/modules/config/app-config';
@@ -76,10 +75,6 @@ export async function startApp(
   await app.init();
 
   return app;
-}
-
-export function dataSourceOf(app: INestApplication): DataSource {
-  return app.get(DataSource);
 }
 
 export function getService<T>(app: INestApplication, type: Type<T>): T {

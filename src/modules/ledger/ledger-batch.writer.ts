@@ -57,6 +57,36 @@ export class LedgerBatchWriter {
     return rows;
   }
 
+  /**
+   * Ids of a queue's pending and processing rows, a chunk at a time in id order; with
+   * `olderThanMs`, only rows created at least that long ago.
+   */
+  async *unfinishedRowIds(
+    manager: EntityManager,
+    queue: string,
+    chunkSize: number,
+    olderThanMs = 0,
+  ): AsyncGenerator<number[]> {
+    let afterId = 0;
+
+    for (;;) {
+      const rows = await manager.query<Array<{ id: string | number }>>(
+        `SELECT id FROM job_queue
+         WHERE job_type = ? AND status IN ('pending', 'processing') AND id > ?
+           AND (? = 0 OR created_at < NOW(3) - INTERVAL ? MICROSECOND)
+         ORDER BY id LIMIT ?`,
+        [queue, afterId, olderThanMs, olderThanMs * 1000, chunkSize],
+      );
+      if (rows.length === 0) {
+        return;
+      }
+
+      const ids = rows.map((row) => Number(row.id));
+      yield ids;
+      afterId = ids[ids.length - 1];
+    }
+  }
+
   async loadCursors(
     manager: EntityManager,
     streamKeys: string[],

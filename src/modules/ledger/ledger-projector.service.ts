@@ -18,7 +18,7 @@ import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
 import { FinishedJobsCleaner } from './finished-jobs.cleaner';
-import { CursorMovedError, LedgerBatchWriter } from './ledger-batch.writer';
+import { LedgerBatchWriter } from './ledger-batch.writer';
 import {
   epochMarkerKey,
   LEADERSHIP_RETRY_MS,
@@ -530,5 +530,3 @@ function advance(read: StreamRead): StreamPosition {
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
-
-export { CursorMovedError };

@@ -73,7 +73,13 @@ export class LedgerReconciler {
     const totals: ChunkResult = { checked: 0, resent: 0, repaired: 0, inFlight: 0 };
 
     for (const position of positions) {
-      for await (const ids of this.unfinishedRowIds(position.queue, graceMs)) {
+      const chunks = this.writer.unfinishedRowIds(
+        this.dataSource.manager,
+        position.queue,
+        REPAIR_CHUNK_SIZE,
+        graceMs,
+      );
+      for await (const ids of chunks) {
         const result = await this.reconcileChunk(position, ids, reason);
         totals.checked += result.checked;
         totals.resent += result.resent;
@@ -87,27 +93,6 @@ export class LedgerReconciler {
     this.logger[level]({ message: 'reconciled the ledger with Redis', ...report });
 
     return report;
-  }
-
-  private async *unfinishedRowIds(queue: string, graceMs: number): AsyncGenerator<number[]> {
-    let afterId = 0;
-
-    for (;;) {
-      const rows = await this.dataSource.query<Array<{ id: string | number }>>(
-        `SELECT id FROM job_queue
-         WHERE job_type = ? AND status IN ('pending', 'processing') AND id > ?
-           AND created_at < NOW(3) - INTERVAL ? MICROSECOND
-         ORDER BY id LIMIT ?`,
-        [queue, afterId, graceMs * 1000, REPAIR_CHUNK_SIZE],
-      );
-      if (rows.length === 0) {
-        return;
-      }
-
-      const ids = rows.map((row) => Number(row.id));
-      yield ids;
-      afterId = ids[ids.length - 1];
-    }
   }
 
   private async reconcileChunk(

@@ -30,17 +30,10 @@ export class LedgerRepairer {
 
   /** Repairs every pending or processing row of one queue. Returns how many rows changed. */
   async repairQueue(queue: string, evidence: string): Promise<number> {
-    let afterId = 0;
     let repaired = 0;
-
-    for (;;) {
-      const ids = await this.nonTerminalIds(queue, afterId);
-      if (ids.length === 0) {
-        break;
-      }
-
+    const chunks = this.writer.unfinishedRowIds(this.dataSource.manager, queue, REPAIR_CHUNK_SIZE);
+    for await (const ids of chunks) {
       repaired += await this.repairChunk(queue, ids, evidence);
-      afterId = ids[ids.length - 1];
     }
 
     this.logger.warn({
@@ -51,17 +44,6 @@ export class LedgerRepairer {
     });
 
     return repaired;
-  }
-
-  private async nonTerminalIds(queue: string, afterId: number): Promise<number[]> {
-    const rows = await this.dataSource.query<Array<{ id: string | number }>>(
-      `SELECT id FROM job_queue
-       WHERE job_type = ? AND status IN ('pending', 'processing') AND id > ?
-       ORDER BY id LIMIT ?`,
-      [queue, afterId, REPAIR_CHUNK_SIZE],
-    );
-
-    return rows.map((row) => Number(row.id));
   }
 
   private async repairChunk(queue: string, ids: number[], evidence: string): Promise<number> {

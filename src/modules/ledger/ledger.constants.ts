@@ -16,7 +16,7 @@ export function projectorLockName(database: string, prefix: string): string {
 export const LEADERSHIP_RETRY_MS = 2000;
 /** Rows per chunk when the ledger repairs from the jobs' state in Redis. */
 export const REPAIR_CHUNK_SIZE = 500;
-/** How often the ledger dispatcher looks for rows that never reached Redis. */
+/** Most rows the ledger dispatcher (and the finished-job sweep) looks at per queue per run. */
 export const DISPATCH_SCAN_LIMIT = 500;
 
 export const LEDGER_MODULE_OPTIONS = Symbol('LEDGER_MODULE_OPTIONS');
