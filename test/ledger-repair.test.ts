@@ -1,6 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { epochMarkerKey } from '../src/modules/ledger/ledger.constants';
 import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
 import { QueueService } from '../src/modules/queue/queue.service';
 import {
@@ -109,6 +110,63 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
 
       return left === 0;
     });
+  });
+});
+
+describe('when the epoch marker goes missing but Redis kept its events', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('marker');
+  });
+
+  afterAll(async () => {
+    for (const app of apps.reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  it('restores the marker and records every transition from the events, repairing nothing', async () => {
+    const api = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    apps.push(api);
+    const queue = getService(api, QueueService);
+    const dataSource = api.get(DataSource);
+    const jobs = await queue.enqueueMany(
+      Array.from({ length: 30 }, () => ({ jobType: 'diag_noop', payload: {} })),
+    );
+    await waitFor('the ledger to read the first events', async () => {
+      const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
+
+      return rows.every((row) => row?.dispatchedAt);
+    });
+
+    const markerKey = epochMarkerKey(env.prefix, 'diag_noop');
+    await env.redis.del(markerKey);
+    apps.push(await startApp(env, { roles: ['worker'], config: { diagnosticJobs: true } }));
+
+    await waitFor('every job to be recorded completed', async () => {
+      const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
+
+      return rows.every((row) => row?.status === 'completed');
+    });
+    const [{ epoch }] = (await dataSource.query(
+      'SELECT epoch FROM ledger_cursor WHERE stream_key = ?',
+      [`${env.prefix}:diag_noop:events`],
+    )) as Array<{ epoch: string }>;
+    expect(await env.redis.get(markerKey)).toBe(epoch);
+
+    const bySource = (await dataSource.query(
+      `SELECT source, to_status, COUNT(*) AS n FROM job_queue_history
+       GROUP BY source, to_status ORDER BY source, to_status`,
+    )) as Array<{ source: string; to_status: string; n: string }>;
+    expect(bySource.map((row) => [row.source, row.to_status, Number(row.n)])).toEqual([
+      ['enqueue', 'pending', jobs.length],
+      ['event', 'completed', jobs.length],
+      ['event', 'processing', jobs.length],
+    ]);
+    expect(getService(api, LedgerProjector).stats.repairs).toBe(0);
   });
 });
 

@@ -1,6 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { REDIS_DATA_LOSS_NOTE } from '../src/modules/ledger/ledger.constants';
 import { LOST_FROM_REDIS_MESSAGE } from '../src/modules/ledger/ledger-reconciler';
 import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
 import { QueueService } from '../src/modules/queue/queue.service';
@@ -69,6 +70,14 @@ describe('reconciliation of the ledger with Redis', () => {
       30_000,
     );
     expect(getService(api, LedgerProjector).stats.reconciliations).toBeGreaterThan(0);
+
+    // Each row says that starts it may have made just before the loss could not be counted.
+    const marked = (await api.get(DataSource).query(
+      `SELECT COUNT(DISTINCT job_id) AS n FROM job_queue_history
+          WHERE source = 'repair' AND from_status = to_status AND note = ?`,
+      [REDIS_DATA_LOSS_NOTE],
+    )) as Array<{ n: string }>;
+    expect(Number(marked[0].n)).toBe(jobs.length);
   });
 
   it('returns a processing row whose job vanished to pending, records why, and runs it again', async () => {

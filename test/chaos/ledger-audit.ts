@@ -1,3 +1,4 @@
+import { REDIS_DATA_LOSS_NOTE } from '../../src/modules/ledger/ledger.constants';
 import { ChaosCluster, PREFIX } from './chaos-cluster';
 
 export interface AuditResult {
@@ -20,6 +21,11 @@ export interface AuditResult {
   invented: number;
   /** Rows whose status or attempt count disagrees with Redis or with the real starts. */
   wrongRows: number;
+  /**
+   * Rows marked as having lost starts with Redis's data, whose attempt count is below the real
+   * starts (never above): the ledger says so in their history instead of claiming a count.
+   */
+  markedUncounted: number;
   /** Broken chains, missing or repeated transitions in the history. */
   historyAnomalies: number;
   convergeSeconds: number;
@@ -76,7 +82,9 @@ export async function auditLedger(
   const withoutRow = acknowledged.filter((id) => !byId.has(id));
   const invented = [...executions.keys()].filter((id) => !byId.has(id));
   const duplicates = [...executions.values()].filter((count) => count.done > 1).length;
-  const wrong = await wrongRows(cluster, rows, executions, interruptedStarts(history), details);
+  const marked = markedForDataLoss(history);
+  const counts = { interrupted: interruptedStarts(history), marked };
+  const { wrong, markedUncounted } = await wrongRows(cluster, rows, executions, counts, details);
   if (process.env.CHAOS_VERBOSE && wrong > 0) {
     const firstWrong = details
       .find((line) => line.startsWith('wrong row'))
@@ -96,6 +104,7 @@ export async function auditLedger(
     duplicateExecutions: duplicates,
     invented: invented.length,
     wrongRows: wrong,
+    markedUncounted,
     historyAnomalies: anomalies,
     convergeSeconds,
     details,
@@ -151,21 +160,32 @@ function interruptedStarts(history: Transition[]): Map<number, number> {
   return counts;
 }
 
+/** Jobs whose history carries the mark that Redis lost its data while they were unfinished. */
+function markedForDataLoss(history: Transition[]): Set<number> {
+  return new Set(
+    history
+      .filter((transition) => transition.note === REDIS_DATA_LOSS_NOTE)
+      .map((transition) => Number(transition.job_id)),
+  );
+}
+
 /**
  * A finished row must match the set its job sits in, if Redis still holds it, and its
  * attempt count must equal the starts the handlers saw, give or take the interrupted starts a
  * handler may never have seen. BullMQ moves a job past its stall limit to active only to fail
- * it, without running the handler: that last start is BullMQ's, not a handler's.
+ * it, without running the handler: that last start is BullMQ's, not a handler's. A row marked
+ * for a Redis data loss may count fewer starts than the handlers saw, never more.
  */
 async function wrongRows(
   cluster: ChaosCluster,
   rows: Row[],
   executions: Map<number, { start: number; done: number }>,
-  interrupted: Map<number, number>,
+  counts: { interrupted: Map<number, number>; marked: Set<number> },
   details: string[],
-): Promise<number> {
+): Promise<{ wrong: number; markedUncounted: number }> {
   const redis = cluster.redisClient();
   let wrong = 0;
+  let markedUncounted = 0;
 
   try {
     const pipeline = redis.pipeline();
@@ -184,7 +204,11 @@ async function wrongRows(
       const starts = executions.get(Number(row.id))?.start ?? 0;
       const bookkeepingStart = row.error_message === STALL_LIMIT_REASON ? 1 : 0;
       const unseen = row.attempt_count - bookkeepingStart - starts;
-      const countDisagrees = unseen < 0 || unseen > (interrupted.get(Number(row.id)) ?? 0);
+      const uncountedButMarked = unseen < 0 && counts.marked.has(Number(row.id));
+      const countDisagrees =
+        (unseen < 0 && !uncountedButMarked) ||
+        unseen > (counts.interrupted.get(Number(row.id)) ?? 0);
+      markedUncounted += uncountedButMarked ? 1 : 0;
 
       if (redisDisagrees || countDisagrees) {
         wrong += 1;
@@ -199,7 +223,7 @@ async function wrongRows(
     redis.disconnect();
   }
 
-  return wrong;
+  return { wrong, markedUncounted };
 }
 
 function historyAnomalies(rows: Row[], history: Transition[], details: string[]): number {
@@ -247,7 +271,9 @@ function historyProblem(row: Row, transitions: Transition[]): string | undefined
     return `${terminal.length} terminal transitions; last is ${transitions[transitions.length - 1].to_status}`;
   }
 
-  const starts = transitions.filter((t) => t.to_status === 'processing').length;
+  const starts = transitions.filter(
+    (t) => t.to_status === 'processing' && t.from_status !== 'processing',
+  ).length;
   if (starts !== row.attempt_count) {
     return `${starts} starts recorded for attempt_count ${row.attempt_count}`;
   }

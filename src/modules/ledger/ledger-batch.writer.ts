@@ -183,6 +183,27 @@ export class LedgerBatchWriter {
     }
   }
 
+  /**
+   * Records, on every unfinished row of a queue whose Redis data was lost, that starts it made
+   * after its last recorded transition may be missing from `attempt_count`: their events died
+   * with Redis before they were read. The status does not change; the row says what it cannot
+   * know instead of claiming an exact count.
+   */
+  async markRedisDataLoss(manager: EntityManager, jobType: string, note: string): Promise<number> {
+    const result = await manager.query<{ affectedRows?: number }>(
+      `INSERT INTO job_queue_history
+         (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
+          event_id, note)
+       SELECT id, status, status, attempt_count, NULL, worker, CURRENT_TIMESTAMP(3), 'repair',
+              NULL, ?
+         FROM job_queue
+        WHERE job_type = ? AND status IN ('pending', 'processing')`,
+      [note.slice(0, 255), jobType],
+    );
+
+    return result.affectedRows ?? 0;
+  }
+
   async saveCursors(manager: EntityManager, positions: StreamPosition[]): Promise<void> {
     if (positions.length === 0) {
       return;

@@ -24,6 +24,7 @@ import {
   LEADERSHIP_RETRY_MS,
   LEDGER_MODULE_OPTIONS,
   projectorLockName,
+  REDIS_DATA_LOSS_NOTE,
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 import { LedgerDispatcher } from './ledger-dispatcher.service';
@@ -364,30 +365,23 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private async repairIfEventsWereLost(read: StreamRead): Promise<'reset' | 'repaired' | 'intact'> {
     const { position, stream, marker } = read;
 
-    if (marker !== position.epoch) {
+    if (marker !== position.epoch && (await this.streamStillHoldsCursor(read))) {
+      // The marker alone went missing (it was never written, or deleted by hand): the stream
+      // still holds what the cursor points at, so nothing was lost and nothing needs repair.
       this.logger.warn({
-        message:
-          "Redis no longer holds this queue's events (restarted empty or flushed); repairing",
+        message: 'ledger epoch marker missing while the event stream is intact; restoring it',
         queue: position.queue,
       });
-      await this.repairer.repairQueue(position.queue, 'Redis lost the queue events');
-      const reset = { ...position, cursor: STREAM_START, entriesRead: 0, epoch: randomUUID() };
-      await this.writer.saveCursors(this.dataSource.manager, [reset]);
-      await this.redis.set(position.markerKey, reset.epoch);
-      // BullMQ keeps the stream length in the queue's meta hash, which went with the data.
-      await this.redis.hsetnx(
-        `${this.registry.options.prefix}:${position.queue}:meta`,
-        'opts.maxLenEvents',
-        this.registry.options.eventsMaxLen,
-      );
-      this.stats.repairs += 1;
-      // Jobs Redis lost must be sent again: reconcile at once rather than at the next interval.
+      await this.redis.set(position.markerKey, position.epoch);
       this.reconcileDueAt = 0;
+    } else if (marker !== position.epoch) {
+      await this.resetAfterDataLoss(position);
 
       return 'reset';
     }
 
     const trimmedBefore = stream.entriesAdded - stream.length;
+
     if (stream.exists && position.entriesRead < trimmedBefore) {
       this.logger.warn({
         message: 'the event stream was trimmed past the ledger cursor; repairing from Redis state',
@@ -404,6 +398,66 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     }
 
     return 'intact';
+  }
+
+  /**
+   * Whether Redis still holds the events the ledger has read: the stream's counter has not gone
+   * back and the entry under the cursor is still there (or was trimmed, which the gap check
+   * handles). A stream recreated after a restart or a flush never holds the old cursor's id,
+   * since new ids are stamped with a later time.
+   */
+  private async streamStillHoldsCursor(read: StreamRead): Promise<boolean> {
+    const { position, stream } = read;
+    if (position.cursor === STREAM_START && position.entriesRead === 0) {
+      return true;
+    }
+    if (!stream.exists || stream.entriesAdded < position.entriesRead) {
+      return false;
+    }
+
+    const trimmedPastCursor = position.entriesRead < stream.entriesAdded - stream.length;
+    const atCursor = await this.redis.xrange(position.key, position.cursor, position.cursor);
+
+    return atCursor.length === 1 || trimmedPastCursor;
+  }
+
+  /**
+   * Redis restarted empty or was flushed: mark the rows whose unread starts may have died with
+   * it, repair what Redis still shows, and start the queue's new stream from its beginning.
+   */
+  private async resetAfterDataLoss(position: StreamPosition): Promise<void> {
+    this.logger.warn({
+      message: "Redis no longer holds this queue's events (restarted empty or flushed); repairing",
+      queue: position.queue,
+    });
+    const reset = { ...position, cursor: STREAM_START, entriesRead: 0, epoch: randomUUID() };
+    const marked = await this.dataSource.transaction(async (manager) => {
+      const count = await this.writer.markRedisDataLoss(
+        manager,
+        position.queue,
+        REDIS_DATA_LOSS_NOTE,
+      );
+      await this.writer.saveCursors(manager, [reset]);
+
+      return count;
+    });
+    this.logger.warn({
+      message: 'unfinished rows marked: their attempt counts may miss starts Redis lost',
+      queue: position.queue,
+      rows: marked,
+    });
+
+    await this.redis.set(position.markerKey, reset.epoch);
+    await this.repairer.repairQueue(position.queue, 'Redis lost the queue events');
+    // BullMQ keeps the stream length in the queue's meta hash, which went with the data.
+    await this.redis.hsetnx(
+      `${this.registry.options.prefix}:${position.queue}:meta`,
+      'opts.maxLenEvents',
+      this.registry.options.eventsMaxLen,
+    );
+    this.stats.repairs += 1;
+    // Jobs Redis lost must be sent again: reconcile at once rather than at the next interval.
+    this.reconcileDueAt = 0;
   }
 
   private async loadPositions(): Promise<StreamPosition[]> {
@@ -425,13 +479,12 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       };
     });
 
+    // Marker first: a cursor saved without its marker would look like a Redis data loss.
     const fresh = positions.filter((position) => !stored.has(position.key));
-    if (fresh.length > 0) {
-      await this.writer.saveCursors(this.dataSource.manager, fresh);
-      for (const position of fresh) {
-        await this.redis.set(position.markerKey, position.epoch);
-      }
+    for (const position of fresh) {
+      await this.redis.set(position.markerKey, position.epoch);
     }
+    await this.writer.saveCursors(this.dataSource.manager, fresh);
 
     return positions;
   }

@@ -25,3 +25,11 @@ export const LEDGER_MODULE_OPTIONS = Symbol('LEDGER_MODULE_OPTIONS');
 export function epochMarkerKey(prefix: string, queueName: string): string {
   return `${prefix}:${queueName}:ledger-epoch`;
 }
+
+/**
+ * The note of the history row that marks an unfinished job whose Redis data was lost: starts
+ * made after its last recorded transition may be missing from its `attempt_count`.
+ */
+export const REDIS_DATA_LOSS_NOTE =
+  'Redis lost its data while this job was unfinished: starts after the last recorded ' +
+  'transition, if any, are not counted in attempt_count';
