@@ -187,21 +187,22 @@ export class LedgerBatchWriter {
    * Records, on every unfinished row of a queue whose Redis data was lost, that starts it made
    * after its last recorded transition may be missing from `attempt_count`: their events died
    * with Redis before they were read. The status does not change; the row says what it cannot
-   * know instead of claiming an exact count.
+   * know instead of claiming an exact count. Plain reads and multi-row inserts: an
+   * `INSERT … SELECT` would lock the rows it reads and block concurrent enqueues.
    */
-  async markRedisDataLoss(manager: EntityManager, jobType: string, note: string): Promise<number> {
-    const result = await manager.query<{ affectedRows?: number }>(
-      `INSERT INTO job_queue_history
-         (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
-          event_id, note)
-       SELECT id, status, status, attempt_count, NULL, worker, CURRENT_TIMESTAMP(3), 'repair',
-              NULL, ?
-         FROM job_queue
-        WHERE job_type = ? AND status IN ('pending', 'processing')`,
-      [note.slice(0, 255), jobType],
-    );
+  async markRedisDataLoss(manager: EntityManager, queue: string, note: string): Promise<number> {
+    let marked = 0;
 
-    return result.affectedRows ?? 0;
+    for await (const ids of this.unfinishedRowIds(manager, queue, ROWS_PER_STATEMENT)) {
+      const rows = [...(await this.loadRows(manager, ids)).values()];
+      await this.insertTransitions(
+        manager,
+        rows.map((row) => dataLossMark(row, note)),
+      );
+      marked += rows.length;
+    }
+
+    return marked;
   }
 
   async saveCursors(manager: EntityManager, positions: StreamPosition[]): Promise<void> {
@@ -222,6 +223,21 @@ export class LedgerBatchWriter {
       ]),
     );
   }
+}
+
+function dataLossMark(row: LedgerRowState, note: string): TransitionRecord {
+  return {
+    jobId: row.id,
+    fromStatus: row.status,
+    toStatus: row.status,
+    attempt: row.attemptCount,
+    errorMessage: null,
+    worker: row.worker,
+    occurredAt: new Date(),
+    source: 'repair',
+    eventId: null,
+    note: note.slice(0, 255),
+  };
 }
 
 function toRowState(record: RowRecord): LedgerRowState {
