@@ -18,12 +18,19 @@ async function bootstrap(): Promise<void> {
     await prepareDatabase(config);
   }
 
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoles({ config }), {
-    logger: logLevelsFrom(config.logLevel),
-  });
+  // The worker forks this same script to run suspect jobs in quarantine.
+  const entry = { script: __filename, execArgv: process.execArgv };
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoles({ config, entry }),
+    { logger: logLevelsFrom(config.logLevel) },
+  );
   // Nest's default JSON limit (100 kB) is below the payload limit; set it before listening.
   app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
-  exitCleanlyOnSignals(app);
+  if (config.workerQuarantineChild) {
+    leaveShutdownToParentWorker();
+  } else {
+    exitCleanlyOnSignals(app);
+  }
 
   if (config.roles.includes('api')) {
     await app.listen(config.port, '0.0.0.0');
@@ -31,7 +38,21 @@ async function bootstrap(): Promise<void> {
     await app.init();
   }
 
-  new Logger('Bootstrap').log({ message: 'started', roles: config.roles, port: config.port });
+  new Logger('Bootstrap').log({
+    message: config.workerQuarantineChild ? 'started in quarantine' : 'started',
+    roles: config.roles,
+    port: config.port,
+  });
+}
+
+/**
+ * A terminal's Ctrl-C reaches the whole process group, the quarantine child included. The
+ * parent worker lets its running jobs finish first, so the child must outlive the signal; the
+ * parent kills it afterwards, and the child exits by itself when the parent is gone.
+ */
+function leaveShutdownToParentWorker(): void {
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
 }
 
 /**
