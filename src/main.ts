@@ -7,12 +7,16 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 
 import { AppModule } from './app.module';
 import { jsonBodyLimitBytes } from './modules/jobs-api/jobs-api.constants';
-import { loadAppConfig } from './modules/config/app-config';
+import { AppConfig, loadAppConfig } from './modules/config/app-config';
 import { prepareDatabase } from './modules/database/prepare-database';
 import { logLevelsFrom } from './modules/config/log-levels';
 
 async function bootstrap(): Promise<void> {
   const config = loadAppConfig();
+  if (config.workerQuarantineChild) {
+    return startQuarantineChild(config);
+  }
+
   const needsDatabase = config.roles.includes('api') || config.roles.includes('ledger');
   if (needsDatabase && config.runMigrations) {
     await prepareDatabase(config);
@@ -26,11 +30,7 @@ async function bootstrap(): Promise<void> {
   );
   // Nest's default JSON limit (100 kB) is below the payload limit; set it before listening.
   app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
-  if (config.workerQuarantineChild) {
-    leaveShutdownToParentWorker();
-  } else {
-    exitCleanlyOnSignals(app);
-  }
+  exitCleanlyOnSignals(app);
 
   if (config.roles.includes('api')) {
     await app.listen(config.port, '0.0.0.0');
@@ -38,10 +38,17 @@ async function bootstrap(): Promise<void> {
     await app.init();
   }
 
-  new Logger('Bootstrap').log({
-    message: config.workerQuarantineChild ? 'started in quarantine' : 'started',
-    roles: config.roles,
-    port: config.port,
+  new Logger('Bootstrap').log({ message: 'started', roles: config.roles, port: config.port });
+}
+
+/**
+ * A worker's quarantine child runs handlers only: an application context without HTTP, which
+ * also spares it loading Express. A poison job costs one such boot per attempt.
+ */
+async function startQuarantineChild(config: AppConfig): Promise<void> {
+  leaveShutdownToParentWorker();
+  await NestFactory.createApplicationContext(AppModule.forRoles({ config }), {
+    logger: logLevelsFrom(config.logLevel),
   });
 }
 

@@ -89,8 +89,13 @@ export class QuarantineRunner implements OnApplicationShutdown {
   private async startProcess(settings: QuarantineOptions): Promise<QuarantineProcess> {
     // The child reads the same environment, so it builds the same configuration and handlers.
     const env = { ...process.env, ...settings.childEnv };
+    const started = performance.now();
     const child = await QuarantineProcess.start(settings.entry, env, QUARANTINE_START_TIMEOUT_MS);
-    this.logger.log({ message: 'quarantine process started', pid: child.pid });
+    this.logger.log({
+      message: 'quarantine process started',
+      pid: child.pid,
+      durationMs: Math.round(performance.now() - started),
+    });
     if (this.closed) {
       child.kill();
     }
