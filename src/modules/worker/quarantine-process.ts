@@ -41,6 +41,7 @@ export class QuarantineProcess {
   private readonly ready: Promise<void>;
   private awaiting: { requestId: number; resolve: (outcome: HandlerOutcome) => void } | undefined;
   private lastRequestId = 0;
+  private retired = false;
 
   private constructor(private readonly child: ChildProcess) {
     this.ended = new Promise((resolve) => {
@@ -75,8 +76,9 @@ export class QuarantineProcess {
     return this.child.pid;
   }
 
+  /** Whether it can take a job: not ended, and not asked to end. */
   get alive(): boolean {
-    return this.exit === undefined;
+    return this.exit === undefined && !this.retired;
   }
 
   /** Has the child run one job's handler; rejects with QuarantineProcessError if it cannot. */
@@ -96,8 +98,16 @@ export class QuarantineProcess {
   }
 
   kill(): void {
-    if (this.alive) {
+    if (this.exit === undefined) {
       this.child.kill('SIGKILL');
+    }
+  }
+
+  /** Closes the IPC channel between jobs; the child exits when it sees the channel close. */
+  retire(): void {
+    if (this.alive) {
+      this.retired = true;
+      this.child.disconnect();
     }
   }
 

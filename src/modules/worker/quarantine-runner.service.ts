@@ -2,7 +2,11 @@ import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/commo
 
 import { QuarantineProcess, QuarantineProcessError } from './quarantine-process';
 import { QuarantineRunMessage, restoreError } from './quarantine.protocol';
-import { QUARANTINE_START_TIMEOUT_MS, WORKER_MODULE_OPTIONS } from './worker.constants';
+import {
+  QUARANTINE_IDLE_TIMEOUT_MS,
+  QUARANTINE_START_TIMEOUT_MS,
+  WORKER_MODULE_OPTIONS,
+} from './worker.constants';
 import { QuarantineOptions, WorkerModuleOptions } from './worker-module-options.interface';
 
 /** A job to run in quarantine, and how often it stalled (for the error if its process dies). */
@@ -13,7 +17,8 @@ export interface QuarantinedJob extends Omit<QuarantineRunMessage, 'kind' | 'req
 /**
  * Runs suspect jobs (jobs whose worker died under them before) in one child process, one job at
  * a time, so that a job which kills its process kills only that child. The child is started
- * when the first suspect job arrives and again after it dies; it is killed at shutdown.
+ * when a suspect job arrives and no child is running, ends after a minute without jobs, and is
+ * killed at shutdown.
  */
 @Injectable()
 export class QuarantineRunner implements OnApplicationShutdown {
@@ -21,6 +26,9 @@ export class QuarantineRunner implements OnApplicationShutdown {
   private process: QuarantineProcess | undefined;
   /** One job at a time: two jobs in one child would let a poison job take the other down. */
   private lane: Promise<unknown> = Promise.resolve();
+  /** Jobs handed to `run` that have not finished yet. */
+  private pending = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(@Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions) {}
@@ -34,7 +42,9 @@ export class QuarantineRunner implements OnApplicationShutdown {
    * If the child ends or hangs first, rejects with an error that says so.
    */
   run(job: QuarantinedJob): Promise<unknown> {
-    const turn = this.lane.then(() => this.runNow(job));
+    this.pending += 1;
+    clearTimeout(this.idleTimer);
+    const turn = this.lane.then(() => this.runNow(job)).finally(() => this.jobFinished());
     this.lane = turn.catch(() => undefined);
 
     return turn;
@@ -43,7 +53,23 @@ export class QuarantineRunner implements OnApplicationShutdown {
   /** Runs after the workers have stopped: a child still running a job is abandoned with it. */
   onApplicationShutdown(): void {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     this.process?.kill();
+  }
+
+  /** A child that sits idle holds a whole application's memory: let it go after a while. */
+  private jobFinished(): void {
+    this.pending -= 1;
+    if (this.pending > 0 || this.closed) {
+      return;
+    }
+
+    this.idleTimer = setTimeout(() => {
+      if (this.pending === 0 && this.process?.alive) {
+        this.logger.log({ message: 'quarantine process idle; ending it', pid: this.process.pid });
+        this.process.retire();
+      }
+    }, QUARANTINE_IDLE_TIMEOUT_MS).unref();
   }
 
   private async runNow(job: QuarantinedJob): Promise<unknown> {

@@ -9,6 +9,9 @@ export const FORCED_CLOSE_WAIT_MS = 2000;
 /** How long a quarantine process may take to boot the application before it is killed. */
 export const QUARANTINE_START_TIMEOUT_MS = 30_000;
 
+/** How long a quarantine process stays up without a job before it is asked to exit. */
+export const QUARANTINE_IDLE_TIMEOUT_MS = 60_000;
+
 /**
  * BullMQ's stall limit when suspect jobs run in quarantine. A job that shares a worker with a
  * poison job loses that worker once per new poison job, while the poison job itself kills the
