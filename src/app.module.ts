@@ -12,6 +12,11 @@ import { JobTypeDefinition } from './modules/queue/job-type.interface';
 import { SampleJobsModule } from './modules/sample-jobs/sample-jobs.module';
 import { SAMPLE_JOB_TYPES } from './modules/sample-jobs/sample-job-types';
 import { WorkerModule } from './modules/worker/worker.module';
+import {
+  ApplicationEntry,
+  QuarantineOptions,
+  WorkerModuleOptions,
+} from './modules/worker/worker-module-options.interface';
 
 export interface AppModuleOptions {
   config: AppConfig;
@@ -19,6 +24,11 @@ export interface AppModuleOptions {
   jobTypes?: JobTypeDefinition[];
   /** Extra modules, such as test handlers. */
   imports?: DynamicModule['imports'];
+  /**
+   * The script that started this process (`dist/src/main.js`): the worker role forks it to run
+   * suspect jobs in quarantine. Without it, quarantine is off.
+   */
+  entry?: ApplicationEntry;
 }
 
 /**
@@ -52,7 +62,10 @@ export class AppModule {
     }
 
     if (config.roles.includes('worker')) {
-      imports.push(SampleJobsModule, WorkerModule.forRoot(workerOptions(config, jobTypes)));
+      imports.push(
+        SampleJobsModule,
+        WorkerModule.forRoot(workerOptions(config, jobTypes, options.entry)),
+      );
       if (config.diagnosticJobs) {
         imports.push(DiagnosticJobsModule);
       }
@@ -74,7 +87,11 @@ function queueOptions(config: AppConfig) {
   };
 }
 
-function workerOptions(config: AppConfig, jobTypes: JobTypeDefinition[]) {
+function workerOptions(
+  config: AppConfig,
+  jobTypes: JobTypeDefinition[],
+  entry: ApplicationEntry | undefined,
+): WorkerModuleOptions {
   return {
     redisUrl: config.redisUrl,
     prefix: config.queuePrefix,
@@ -87,5 +104,23 @@ function workerOptions(config: AppConfig, jobTypes: JobTypeDefinition[]) {
     lockDurationMs: config.workerLockDurationMs,
     stalledIntervalMs: config.workerStalledIntervalMs,
     redactErrors: config.redactErrorPayloads,
+    quarantine: quarantineOptions(config, entry),
+    maxStalledCount: config.workerMaxStalledCount,
+    quarantineChild: config.workerQuarantineChild,
+  };
+}
+
+function quarantineOptions(
+  config: AppConfig,
+  entry: ApplicationEntry | undefined,
+): QuarantineOptions | undefined {
+  if (config.workerQuarantine === 'off' || !entry || config.workerQuarantineChild) {
+    return undefined;
+  }
+
+  return {
+    entry,
+    childEnv: { ROLES: 'worker', WORKER_QUARANTINE_CHILD: 'true' },
+    runTimeoutMs: config.workerQuarantineTimeoutMs,
   };
 }

@@ -7,20 +7,27 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 
 import { AppModule } from './app.module';
 import { jsonBodyLimitBytes } from './modules/jobs-api/jobs-api.constants';
-import { loadAppConfig } from './modules/config/app-config';
+import { AppConfig, loadAppConfig } from './modules/config/app-config';
 import { prepareDatabase } from './modules/database/prepare-database';
 import { logLevelsFrom } from './modules/config/log-levels';
 
 async function bootstrap(): Promise<void> {
   const config = loadAppConfig();
+  if (config.workerQuarantineChild) {
+    return startQuarantineChild(config);
+  }
+
   const needsDatabase = config.roles.includes('api') || config.roles.includes('ledger');
   if (needsDatabase && config.runMigrations) {
     await prepareDatabase(config);
   }
 
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoles({ config }), {
-    logger: logLevelsFrom(config.logLevel),
-  });
+  // The worker forks this same script to run suspect jobs in quarantine.
+  const entry = { script: __filename, execArgv: process.execArgv };
+  const app = await NestFactory.create<NestExpressApplication>(
+    AppModule.forRoles({ config, entry }),
+    { logger: logLevelsFrom(config.logLevel) },
+  );
   // Nest's default JSON limit (100 kB) is below the payload limit; set it before listening.
   app.useBodyParser('json', { limit: jsonBodyLimitBytes(config.payloadLimitBytes) });
   exitCleanlyOnSignals(app);
@@ -32,6 +39,27 @@ async function bootstrap(): Promise<void> {
   }
 
   new Logger('Bootstrap').log({ message: 'started', roles: config.roles, port: config.port });
+}
+
+/**
+ * A worker's quarantine child runs handlers only: an application context without HTTP, which
+ * also spares it loading Express. A poison job costs one such boot per attempt.
+ */
+async function startQuarantineChild(config: AppConfig): Promise<void> {
+  leaveShutdownToParentWorker();
+  await NestFactory.createApplicationContext(AppModule.forRoles({ config }), {
+    logger: logLevelsFrom(config.logLevel),
+  });
+}
+
+/**
+ * A terminal's Ctrl-C reaches the whole process group, the quarantine child included. The
+ * parent worker lets its running jobs finish first, so the child must outlive the signal; the
+ * parent kills it afterwards, and the child exits by itself when the parent is gone.
+ */
+function leaveShutdownToParentWorker(): void {
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => undefined);
 }
 
 /**

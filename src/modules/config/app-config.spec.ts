@@ -37,6 +37,15 @@ describe('loadAppConfig', () => {
       });
     });
 
+    it('quarantines suspect jobs in a child process and leaves the stall limit to the worker', () => {
+      expect(loadAppConfig({})).toMatchObject<Partial<AppConfig>>({
+        workerQuarantine: 'child',
+        workerQuarantineTimeoutMs: 300_000,
+        workerMaxStalledCount: undefined,
+        workerQuarantineChild: false,
+      });
+    });
+
     it('names the worker after the host and process', () => {
       expect(loadAppConfig({}).workerName).toBe(`${hostname()}:${process.pid}`);
     });
@@ -163,6 +172,9 @@ describe('loadAppConfig', () => {
       ['QUEUE_PREFIX', 'has space'],
       ['DIAGNOSTIC_JOBS', 'yes'],
       ['RUN_MIGRATIONS', '1'],
+      ['WORKER_QUARANTINE', 'on'],
+      ['WORKER_MAX_STALLED_COUNT', '2.5'],
+      ['WORKER_QUARANTINE_TIMEOUT_MS', 'soon'],
       ['REDIS_URL', 'not a url'],
       ['DATABASE_URL', 'mysql://db.internal:3306/'],
       ['DATABASE_URL', 'mysql://db.internal/ledger-queue'],
@@ -191,6 +203,42 @@ describe('loadAppConfig', () => {
       expect(error.message).not.toContain(encoded);
     });
   });
+  describe('when quarantine and the stall limit are set', () => {
+    it('reads the mode, the timeout and the stall limit', () => {
+      expect(
+        loadAppConfig({
+          WORKER_QUARANTINE: 'off',
+          WORKER_QUARANTINE_TIMEOUT_MS: '5000',
+          WORKER_MAX_STALLED_COUNT: '0',
+        }),
+      ).toMatchObject<Partial<AppConfig>>({
+        workerQuarantine: 'off',
+        workerQuarantineTimeoutMs: 5000,
+        workerMaxStalledCount: 0,
+      });
+    });
+
+    it('recognises the quarantine child a worker starts', () => {
+      expect(loadAppConfig({ WORKER_QUARANTINE_CHILD: 'true' }).workerQuarantineChild).toBe(true);
+    });
+
+    it('says what each one expected', () => {
+      expect(
+        configErrorOf({
+          WORKER_QUARANTINE: 'fork',
+          WORKER_QUARANTINE_TIMEOUT_MS: '999',
+          WORKER_MAX_STALLED_COUNT: '-1',
+          WORKER_QUARANTINE_CHILD: 'yes',
+        }).problems,
+      ).toEqual([
+        'WORKER_QUARANTINE=fork: expected one of child, off',
+        'WORKER_QUARANTINE_TIMEOUT_MS=999: expected an integer from 1000 to 86400000',
+        'WORKER_MAX_STALLED_COUNT=-1: expected an integer from 0 to 1000',
+        'WORKER_QUARANTINE_CHILD=yes: expected one of true, false',
+      ]);
+    });
+  });
+
   describe('when concurrency is set per job type', () => {
     it('reads type:n pairs', () => {
       expect(

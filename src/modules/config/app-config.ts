@@ -40,6 +40,17 @@ export interface AppConfig {
   workerLockDurationMs: number;
   /** How often workers look for jobs whose lock expired. */
   workerStalledIntervalMs: number;
+  /**
+   * `child`: a job that stalled before (its worker died while running it) runs in a child
+   * process, so that a job which kills its process kills only that child. `off`: in process.
+   */
+  workerQuarantine: 'child' | 'off';
+  /** How long a quarantined job may run before its child process is killed. */
+  workerQuarantineTimeoutMs: number;
+  /** BullMQ's stall limit; `undefined`: 3 with quarantine, BullMQ's 1 without. */
+  workerMaxStalledCount: number | undefined;
+  /** Set by a worker for the child process it starts: run quarantined jobs, nothing else. */
+  workerQuarantineChild: boolean;
   /** Whether payload values in handler error messages are replaced by [redacted]. */
   redactErrorPayloads: boolean;
   /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
@@ -95,6 +106,16 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
     workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),
+    workerQuarantine: reader.oneOf('WORKER_QUARANTINE', 'child', ['child', 'off']),
+    workerQuarantineTimeoutMs: reader.integer(
+      'WORKER_QUARANTINE_TIMEOUT_MS',
+      300_000,
+      1_000,
+      86_400_000,
+    ),
+    workerMaxStalledCount: reader.integer('WORKER_MAX_STALLED_COUNT', undefined, 0, 1_000),
+    workerQuarantineChild:
+      reader.oneOf('WORKER_QUARANTINE_CHILD', 'false', ['true', 'false']) === 'true',
     redactErrorPayloads:
       reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
@@ -115,7 +136,12 @@ class EnvReader {
     private readonly problems: string[],
   ) {}
 
-  integer(key: string, fallback: number, min: number, max: number): number {
+  integer<T extends number | undefined>(
+    key: string,
+    fallback: T,
+    min: number,
+    max: number,
+  ): number | T {
     const raw = this.env[key];
     if (raw === undefined || raw === '') {
       return fallback;

@@ -7,7 +7,10 @@ export interface JobContext {
   attempt: number;
   /** How many attempts BullMQ will make in all for this dispatch of the job. */
   maxAttempts: number;
-  /** Aborted when the worker is shutting down and its grace period is over. */
+  /**
+   * Aborted when the worker is shutting down and its grace period is over. Never aborted in
+   * quarantine: there the worker ends the child process instead.
+   */
   signal: AbortSignal;
 }
 

@@ -10,16 +10,22 @@ import { Job, UnrecoverableError, Worker } from 'bullmq';
 import { fromBullJobId } from '../queue/queue.constants';
 import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
+import { JobContext } from './job-context.interface';
+import { jobTypesToRun } from './job-types-to-run';
+import { QuarantineRunner } from './quarantine-runner.service';
 import {
   FORCED_CLOSE_WAIT_MS,
   MAX_ERROR_MESSAGE_LENGTH,
+  QUARANTINE_MAX_STALLED_COUNT,
   WORKER_MODULE_OPTIONS,
 } from './worker.constants';
 import { WorkerModuleOptions } from './worker-module-options.interface';
 
 /**
  * Runs one BullMQ worker per configured job type and hands each job to its `@JobHandler`. It
- * needs no database: the ledger learns every transition from the queues' event streams.
+ * needs no database: the ledger learns every transition from the queues' event streams. A job
+ * that stalled before (its worker died while running it) is suspect: with quarantine on, it
+ * runs in a child process, so that a job which kills its process cannot take this one down.
  */
 @Injectable()
 export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -31,10 +37,11 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   constructor(
     @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
     private readonly handlers: HandlerRegistry,
+    private readonly quarantine: QuarantineRunner,
   ) {}
 
   get jobTypes(): string[] {
-    return this.options.run ?? this.options.catalogue.map((definition) => definition.name);
+    return jobTypesToRun(this.options);
   }
 
   onApplicationBootstrap(): void {
@@ -45,7 +52,12 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       this.workers.push(this.startWorker(jobType));
     }
 
-    this.logger.log({ message: 'workers started', jobTypes: this.jobTypes });
+    this.logger.log({
+      message: 'workers started',
+      jobTypes: this.jobTypes,
+      quarantine: this.quarantine.enabled ? 'child' : 'off',
+      maxStalledCount: this.maxStalledCount,
+    });
   }
 
   /** Stops taking jobs, lets running ones finish within the timeout, then abandons them. */
@@ -83,6 +95,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       name: this.options.workerName,
       lockDuration: this.options.lockDurationMs,
       stalledInterval: this.options.stalledIntervalMs,
+      maxStalledCount: this.maxStalledCount,
     });
 
     worker.on('error', (error) =>
@@ -112,7 +125,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     this.logger.debug({ message: 'job started', ...fields });
 
     try {
-      const result = await this.handlers.handlerFor(jobType)(job.data, {
+      const result = await this.invokeHandler(job, {
         id: fields.jobId ?? 0,
         jobType,
         attempt: fields.attempt,
@@ -131,6 +144,40 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
       throw boundedError(error, job.data, this.options.redactErrors);
     }
+  }
+
+  private async invokeHandler(job: Job, context: JobContext): Promise<unknown> {
+    if (!this.quarantine.enabled || job.stalledCounter === 0) {
+      return this.handlers.handlerFor(context.jobType)(job.data, context);
+    }
+
+    const { id, jobType, attempt, maxAttempts } = context;
+    this.logger.warn({
+      message: 'job stalled before; running it in quarantine',
+      jobType,
+      jobId: id,
+      attempt,
+      maxAttempts,
+      stalledCount: job.stalledCounter,
+    });
+
+    return this.quarantine.run({
+      jobType,
+      payload: job.data,
+      context: { id, jobType, attempt, maxAttempts },
+      stalledCount: job.stalledCounter,
+    });
+  }
+
+  /**
+   * With quarantine, a poison job kills this process once at most: its next run is in a child.
+   * The jobs that shared the process with it stall through no fault of their own, so they get
+   * more room than BullMQ's default of one stall.
+   */
+  private get maxStalledCount(): number {
+    return (
+      this.options.maxStalledCount ?? (this.options.quarantine ? QUARANTINE_MAX_STALLED_COUNT : 1)
+    );
   }
 
   private logFailure(jobType: string, job: Job | undefined, error: Error): void {

@@ -1,5 +1,21 @@
 import { JobTypeDefinition } from '../queue/job-type.interface';
 
+/** The script that starts this application, and the Node.js options it was started with. */
+export interface ApplicationEntry {
+  script: string;
+  execArgv: string[];
+}
+
+/** How jobs that stalled before are run apart from the worker process. */
+export interface QuarantineOptions {
+  /** Forked to run the quarantined jobs: the same application, booted in quarantine mode. */
+  entry: ApplicationEntry;
+  /** Added to this process's environment for the child, so that it boots in quarantine mode. */
+  childEnv: Record<string, string>;
+  /** A quarantined job that runs longer has its process killed, and the attempt fails. */
+  runTimeoutMs: number;
+}
+
 export interface WorkerModuleOptions {
   redisUrl: string;
   prefix: string;
@@ -20,4 +36,16 @@ export interface WorkerModuleOptions {
   stalledIntervalMs: number;
   /** Hide payload values that a handler's error message repeats (default on). */
   redactErrors: boolean;
+  /** Run jobs that stalled before in a child process; `undefined` runs every job in process. */
+  quarantine?: QuarantineOptions;
+  /**
+   * BullMQ's stall limit: how often a job may lose its worker and still run again.
+   * @defaultValue 3 with quarantine, BullMQ's 1 without
+   */
+  maxStalledCount?: number;
+  /**
+   * This process is a worker's quarantine child: it starts no BullMQ worker and runs the jobs
+   * its parent sends over the IPC channel.
+   */
+  quarantineChild?: boolean;
 }
