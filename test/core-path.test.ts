@@ -67,7 +67,9 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     const job = await queue.enqueue(
       'diag_fail',
       { times: 2 },
-      { attempts: 3, backoff: { strategy: 'fixed', delayMs: 50 } },
+      // A backoff well above the ledger's lag: a retry that failed again before the projector
+      // read the first failure would show the later error (a known limit of the ledger).
+      { attempts: 3, backoff: { strategy: 'fixed', delayMs: 500 } },
     );
 
     const row = await finished(job.id);

@@ -110,7 +110,12 @@ describe('worker processes', () => {
       signal: null,
       output: '',
     });
-    expect((await queue.get(running.id))?.status).not.toBe('processing');
+    // Finished before the exit: Redis holds it completed, or the ledger already recorded that
+    // and removed it from Redis (removal follows the commit, so read Redis first).
+    const completedKey = `${env.prefix}:diag_sleep:completed`;
+    const inCompletedSet = (await env.redis.zscore(completedKey, `job-${running.id}`)) !== null;
+    const recorded = (await queue.get(running.id))?.status === 'completed';
+    expect(inCompletedSet || recorded).toBe(true);
     await status(running.id, 'completed');
     expect((await queue.get(waiting.id))?.status).toBe('pending');
   });
