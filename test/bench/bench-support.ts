@@ -1,5 +1,6 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
@@ -13,6 +14,10 @@ export interface BenchOptions {
   workers: number;
   rounds: number;
   payloadBytes: number;
+  /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
+  jobMs: number;
+  /** Where worker and ledger processes write V8 CPU profiles of the drain; none if unset. */
+  profileDir: string | undefined;
   redisUrl: string;
   mysqlUrl: string;
 }
@@ -49,28 +54,50 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
     workers: positive(env, 'BENCH_WORKERS', 1),
     rounds: positive(env, 'BENCH_ROUNDS', 3),
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
+    jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
+    profileDir: env.BENCH_PROFILE_DIR || undefined,
     redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   };
 }
 
 function positive(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  return integerAtLeast(env, key, fallback, 1);
+}
+
+function nonNegative(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  return integerAtLeast(env, key, fallback, 0);
+}
+
+function integerAtLeast(
+  env: NodeJS.ProcessEnv,
+  key: string,
+  fallback: number,
+  min: number,
+): number {
   const raw = env[key];
   if (raw === undefined || raw === '') {
     return fallback;
   }
 
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new Error(`${key}=${raw}: expected a positive integer, for example ${fallback}`);
+  if (!Number.isSafeInteger(value) || value < min) {
+    const kind = min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
+    throw new Error(`${key}=${raw}: expected ${kind}, for example ${fallback}`);
   }
 
   return value;
 }
 
-/** A JSON payload whose serialised form is about `bytes` long. */
-export function payloadOf(bytes: number): { pad: string } {
-  return { pad: 'x'.repeat(Math.max(0, bytes - '{"pad":""}'.length)) };
+/**
+ * A JSON payload whose serialised form is about `bytes` long; with `jobMs`, it also tells
+ * `diag_sleep` how long to wait.
+ */
+export function payloadOf(bytes: number, jobMs = 0): { pad: string; ms?: number } {
+  const timing = jobMs > 0 ? { ms: jobMs } : {};
+  const fixed = JSON.stringify({ pad: '', ...timing }).length;
+
+  return { pad: 'x'.repeat(Math.max(0, bytes - fixed)), ...timing };
 }
 
 /** Runs `count` calls of `task` with at most `inFlight` unfinished at any time. */
@@ -114,6 +141,7 @@ export interface DrainTimes {
 export async function watchDrain(
   options: { redisUrl: string; prefix: string; queue: string; fromMs: number; total: number },
   deadlineMs: number,
+  onFirstActive: () => void = () => undefined,
 ): Promise<{ drained: Promise<DrainTimes>; close: () => Promise<void> }> {
   const events = new QueueEvents(options.queue, {
     connection: { url: options.redisUrl, maxRetriesPerRequest: null },
@@ -129,7 +157,12 @@ export async function watchDrain(
     timer = setTimeout(() => {
       reject(new Error(`drain of ${options.queue}: ${completed.size}/${options.total} completed`));
     }, deadlineMs);
-    events.on('active', (_args, id) => (firstActiveAt ??= streamIdMs(id)));
+    events.on('active', (_args, id) => {
+      if (firstActiveAt === undefined) {
+        firstActiveAt = streamIdMs(id);
+        onFirstActive();
+      }
+    });
     events.on('completed', ({ jobId }, id) => {
       completed.add(jobId);
       if (completed.size >= options.total) {
@@ -161,8 +194,12 @@ export interface BenchChild {
   output: () => string;
 }
 
-export function spawnScript(script: string, env: Record<string, string>): BenchChild {
-  const child = spawn(process.execPath, [script], {
+export function spawnScript(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): BenchChild {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -183,16 +220,6 @@ export function peakRssMiB(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-export async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return;
-  }
-
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
 }
 
 export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
@@ -244,6 +271,25 @@ export function serverPids(name: 'redis-server' | 'mariadbd'): number[] {
   }
 }
 
+/**
+ * CPU time of worker processes from their first job on: a process's start-up (a Nest
+ * application's takes over a second of CPU) is not part of the cost of a job.
+ */
+export class WorkerCpuMeter {
+  private atFirstJob: number | undefined;
+
+  constructor(private readonly pids: () => Array<number | undefined>) {}
+
+  /** Call when the first job becomes active. */
+  markFirstJob(): void {
+    this.atFirstJob = totalCpuMs(this.pids());
+  }
+
+  usPerJob(jobs: number): number {
+    return cpuUsPerJob(this.atFirstJob ?? 0, totalCpuMs(this.pids()), jobs);
+  }
+}
+
 /** CPU used by `pids` between two readings, per job, in microseconds. */
 export function cpuUsPerJob(before: number, after: number, jobs: number): number {
   return Math.round(((after - before) * 1000) / jobs);
@@ -251,4 +297,60 @@ export function cpuUsPerJob(before: number, after: number, jobs: number): number
 
 export function totalCpuMs(pids: Array<number | undefined>): number {
   return pids.reduce<number>((sum, pid) => sum + cpuMs(pid), 0);
+}
+
+/**
+ * Node options that make a child process write a V8 CPU profile into `<profileDir>/<label>` when
+ * it exits; none unless `BENCH_PROFILE_DIR` is set. (Node refuses `--cpu-prof` in NODE_OPTIONS.)
+ */
+export function profileArgs(options: BenchOptions, label: string): string[] {
+  if (!options.profileDir) {
+    return [];
+  }
+
+  const directory = join(options.profileDir, label);
+  mkdirSync(directory, { recursive: true });
+
+  return ['--cpu-prof', `--cpu-prof-dir=${directory}`];
+}
+
+/**
+ * Records which part of a profile belongs to the drain. V8 stamps profile samples with the
+ * system's monotonic clock; the drain's ends are wall-clock (Redis) times, converted here.
+ */
+export function writeProfileWindow(
+  options: BenchOptions,
+  label: string,
+  window: { fromMs: number; toMs: number; jobs: number },
+): void {
+  if (!options.profileDir) {
+    return;
+  }
+
+  const monotonicMinusWallUs = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
+  const toMonotonicUs = (wallMs: number): number => wallMs * 1000 + monotonicMinusWallUs;
+  writeFileSync(
+    join(options.profileDir, label, 'window.json'),
+    JSON.stringify({
+      fromUs: toMonotonicUs(window.fromMs),
+      toUs: toMonotonicUs(window.toMs),
+      jobs: window.jobs,
+    }),
+  );
+}
+
+/**
+ * Stops a child: at once with SIGKILL, or, when profiling, with SIGTERM so that it can write its
+ * profile, and SIGKILL only if it has not exited within 20 s.
+ */
+export async function stopChild(child: ChildProcess, graceful: boolean): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(graceful ? 'SIGTERM' : 'SIGKILL');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceful ? 20_000 : 0);
+  await exited;
+  clearTimeout(timer);
 }

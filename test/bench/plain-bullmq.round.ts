@@ -9,10 +9,10 @@ import {
   BULK_CHUNK,
   drainDeadlineMs,
   failWith,
-  killChild,
   maxOf,
   payloadOf,
   peakRssMiB,
+  profileArgs,
   cpuUsPerJob,
   serverPids,
   totalCpuMs,
@@ -21,7 +21,10 @@ import {
   RoundResult,
   runConcurrently,
   spawnScript,
+  stopChild,
   watchDrain,
+  WorkerCpuMeter,
+  writeProfileWindow,
 } from './bench-support';
 
 const QUEUE = 'plain_noop';
@@ -44,21 +47,27 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
     const total = options.jobs + options.singleJobs;
     const fromMs = await redisTimeMs(redis);
     const deadline = drainDeadlineMs(total);
-    const watch = await watchDrain({ ...options, prefix, queue: QUEUE, fromMs, total }, deadline);
+    const workerCpu = new WorkerCpuMeter(() => children.map(({ child }) => child.pid));
+    const watch = await watchDrain(
+      { ...options, prefix, queue: QUEUE, fromMs, total },
+      deadline,
+      () => workerCpu.markFirstJob(),
+    );
     try {
       const redisPids = serverPids('redis-server');
       const redisBefore = totalCpuMs(redisPids);
       children.push(...spawnPlainWorkers(options, prefix));
       const times = await watch.drained.catch((error: Error) => failWith(error, children));
       const cpu = {
-        workerCpuUsPerJob: cpuUsPerJob(
-          0,
-          totalCpuMs(children.map(({ child }) => child.pid)),
-          total,
-        ),
+        workerCpuUsPerJob: workerCpu.usPerJob(total),
         redisCpuUsPerJob: cpuUsPerJob(redisBefore, totalCpuMs(redisPids), total),
       };
       const workerPeakRssMiB = maxOf(children.map(({ child }) => peakRssMiB(child.pid)));
+      writeProfileWindow(options, `${prefix}-worker`, {
+        fromMs: times.firstActiveAt,
+        toMs: times.lastCompletedAt,
+        jobs: total,
+      });
 
       return {
         bulkEnqueue,
@@ -71,7 +80,8 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
       await watch.close();
     }
   } finally {
-    await Promise.all(children.map(({ child }) => killChild(child)));
+    const graceful = options.profileDir !== undefined;
+    await Promise.all(children.map(({ child }) => stopChild(child, graceful)));
     await queue.close();
     redis.disconnect();
   }
@@ -81,7 +91,7 @@ async function enqueuePlain(
   queue: Queue,
   options: BenchOptions,
 ): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
-  const payload = payloadOf(options.payloadBytes);
+  const payload = payloadOf(options.payloadBytes, options.jobMs);
   await queue.waitUntilReady();
 
   let started = performance.now();
@@ -100,11 +110,16 @@ async function enqueuePlain(
 
 function spawnPlainWorkers(options: BenchOptions, prefix: string): BenchChild[] {
   return Array.from({ length: options.workers }, () =>
-    spawnScript(WORKER_SCRIPT, {
-      BENCH_QUEUE: QUEUE,
-      BENCH_REDIS_URL: options.redisUrl,
-      BENCH_PREFIX: prefix,
-      BENCH_CONCURRENCY: String(options.concurrency),
-    }),
+    spawnScript(
+      WORKER_SCRIPT,
+      {
+        BENCH_QUEUE: QUEUE,
+        BENCH_REDIS_URL: options.redisUrl,
+        BENCH_PREFIX: prefix,
+        BENCH_CONCURRENCY: String(options.concurrency),
+        BENCH_JOB_MS: String(options.jobMs),
+      },
+      profileArgs(options, `${prefix}-worker`),
+    ),
   );
 }
