@@ -2,7 +2,7 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { QueueEvents } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 
 /** What one invocation measures; every value comes from a `BENCH_*` variable. */
@@ -16,6 +16,11 @@ export interface BenchOptions {
   payloadBytes: number;
   /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
   jobMs: number;
+  /**
+   * Jobs per second for the paced mode: workers and ledger run first, then `jobs` arrive at this
+   * rate (no single-enqueue phase), and latencies are measured. Unset: enqueue all, then drain.
+   */
+  rate: number | undefined;
   /** Where worker and ledger processes write V8 CPU profiles of the drain; none if unset. */
   profileDir: string | undefined;
   redisUrl: string;
@@ -26,9 +31,22 @@ export const BULK_CHUNK = 1000;
 
 /** One round's numbers; throughputs in jobs per second, memory in MiB. */
 export interface RoundResult {
-  bulkEnqueue: number;
-  singleEnqueue: number;
+  bulkEnqueue?: number;
+  singleEnqueue?: number;
   drain: number;
+  /** Paced mode: from a job's `added` to its `completed` event, both stamped by Redis. */
+  queueLatencyP50Ms?: number;
+  queueLatencyP99Ms?: number;
+  /** Paced mode: from an event's stream id time to its history row's `recorded_at`. */
+  ledgerLagStartP50Ms?: number;
+  ledgerLagStartP99Ms?: number;
+  ledgerLagEndP50Ms?: number;
+  ledgerLagEndP99Ms?: number;
+  /** Resident memory once a tenth of the jobs completed, and at the end of the drain. */
+  workerRssStartMiB?: number;
+  workerRssEndMiB?: number;
+  ledgerRssStartMiB?: number;
+  ledgerRssEndMiB?: number;
   endToEnd?: number;
   ledgerLagMs?: number;
   workerPeakRssMiB?: number;
@@ -56,6 +74,7 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
     jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
     profileDir: env.BENCH_PROFILE_DIR || undefined,
+    rate: env.BENCH_RATE ? positive(env, 'BENCH_RATE', 1000) : undefined,
     redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   };
@@ -131,6 +150,15 @@ export async function redisTimeMs(redis: Redis): Promise<number> {
 export interface DrainTimes {
   firstActiveAt: number;
   lastCompletedAt: number;
+  /** `completed` minus `added` time of each job whose `added` event was seen. */
+  latenciesMs: number[];
+}
+
+/** What a drain watcher reports on the way. */
+export interface DrainHooks {
+  onFirstActive?: () => void;
+  /** After each distinct completion, with the count so far. */
+  onCompleted?: (completed: number) => void;
 }
 
 /**
@@ -141,7 +169,7 @@ export interface DrainTimes {
 export async function watchDrain(
   options: { redisUrl: string; prefix: string; queue: string; fromMs: number; total: number },
   deadlineMs: number,
-  onFirstActive: () => void = () => undefined,
+  hooks: DrainHooks = {},
 ): Promise<{ drained: Promise<DrainTimes>; close: () => Promise<void> }> {
   const events = new QueueEvents(options.queue, {
     connection: { url: options.redisUrl, maxRetriesPerRequest: null },
@@ -151,24 +179,38 @@ export async function watchDrain(
   await events.waitUntilReady();
 
   const completed = new Set<string>();
+  const addedAt = new Map<string, number>();
+  const latenciesMs: number[] = [];
   let firstActiveAt: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   const drained = new Promise<DrainTimes>((resolve, reject) => {
     timer = setTimeout(() => {
       reject(new Error(`drain of ${options.queue}: ${completed.size}/${options.total} completed`));
     }, deadlineMs);
+    events.on('added', ({ jobId }, id) => addedAt.set(jobId, streamIdMs(id)));
     events.on('active', (_args, id) => {
       if (firstActiveAt === undefined) {
         firstActiveAt = streamIdMs(id);
-        onFirstActive();
+        hooks.onFirstActive?.();
       }
     });
     events.on('completed', ({ jobId }, id) => {
+      if (completed.has(jobId)) {
+        return;
+      }
+
       completed.add(jobId);
+      const added = addedAt.get(jobId);
+      if (added !== undefined) {
+        latenciesMs.push(streamIdMs(id) - added);
+        addedAt.delete(jobId);
+      }
+      hooks.onCompleted?.(completed.size);
       if (completed.size >= options.total) {
         resolve({
           firstActiveAt: firstActiveAt ?? streamIdMs(id),
           lastCompletedAt: streamIdMs(id),
+          latenciesMs,
         });
       }
     });
@@ -212,13 +254,109 @@ export function spawnScript(
 
 /** The peak resident set of a live process in MiB (Linux only; `undefined` elsewhere). */
 export function peakRssMiB(pid: number | undefined): number | undefined {
+  return procStatusMiB(pid, 'VmHWM');
+}
+
+/** The resident set of a live process now, in MiB (Linux only; `undefined` elsewhere). */
+export function rssMiB(pid: number | undefined): number | undefined {
+  return procStatusMiB(pid, 'VmRSS');
+}
+
+function procStatusMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
 
     return match ? Math.round(Number(match[1]) / 1024) : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Samples the resident memory of some processes once a tenth of the jobs completed (after the
+ * warm-up) and again at the end, to show whether memory stays flat over a long run.
+ */
+export class RssSampler {
+  start: number | undefined;
+
+  constructor(
+    private readonly pids: () => Array<number | undefined>,
+    private readonly total: number,
+  ) {}
+
+  onCompleted(completed: number): void {
+    if (this.start === undefined && completed >= Math.ceil(this.total / 10)) {
+      this.start = this.largest();
+    }
+  }
+
+  largest(): number | undefined {
+    return maxOf(this.pids().map((pid) => rssMiB(pid)));
+  }
+}
+
+/** The value below which `share` (0 to 1) of the values lie; `undefined` for none. */
+export function percentile(values: number[], share: number): number | undefined {
+  if (values.length === 0) {
+    return undefined;
+  }
+
+  const sorted = Float64Array.from(values).sort();
+
+  return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
+}
+
+/** p50 and p99 of the `added` → `completed` latencies of a paced run. */
+export function latencySummary(latenciesMs: number[]): Partial<RoundResult> {
+  return {
+    queueLatencyP50Ms: percentile(latenciesMs, 0.5),
+    queueLatencyP99Ms: percentile(latenciesMs, 0.99),
+  };
+}
+
+/**
+ * Sends `total` jobs at `perSecond`, in ticks of 50 ms, through `send` (at most `BULK_CHUNK`
+ * per call). A tick that falls behind is made up by the next ones.
+ */
+export async function enqueuePaced(
+  total: number,
+  perSecond: number,
+  send: (count: number) => Promise<unknown>,
+): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - started) * perSecond) / 1000));
+    while (sent < due) {
+      const count = Math.min(BULK_CHUNK, due - sent);
+      await send(count);
+      sent += count;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Resolves once `count` workers of a queue are connected to Redis, or fails after 60 s. */
+export async function waitForWorkers(
+  options: { redisUrl: string; prefix: string; queue: string },
+  count: number,
+  children: { output: () => string }[],
+): Promise<void> {
+  const queue = new Queue(options.queue, {
+    connection: { url: options.redisUrl, maxRetriesPerRequest: null },
+    prefix: options.prefix,
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    while ((await queue.getWorkersCount()) < count) {
+      if (Date.now() > deadline) {
+        failWith(new Error(`${count} worker(s) of ${options.queue} not ready in 60 s`), children);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await queue.close();
   }
 }
 

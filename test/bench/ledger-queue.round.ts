@@ -29,6 +29,11 @@ import {
   RoundResult,
   runConcurrently,
   watchDrain,
+  waitForWorkers,
+  enqueuePaced,
+  latencySummary,
+  percentile,
+  RssSampler,
   WorkerCpuMeter,
 } from './bench-support';
 
@@ -62,7 +67,11 @@ export async function runLedgerRound(
       AppModule.forRoles({ config: loadAppConfig({ ...env, ROLES: 'api' }) }),
       { logger: ['error'] },
     );
-    const enqueued = await enqueueThroughLedger(app.get(QueueService, { strict: false }), options);
+    const queue = app.get(QueueService, { strict: false });
+    const paced = options.rate !== undefined;
+    const enqueued = paced
+      ? { total: options.jobs, paced: () => enqueuePacedThroughLedger(queue, options) }
+      : await enqueueThroughLedger(queue, options);
 
     return await drainAndAudit(options, { env, prefix, db, roles, ledger, enqueued });
   } finally {
@@ -119,10 +128,7 @@ async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string):
   throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
 }
 
-async function enqueueThroughLedger(
-  queue: QueueService,
-  options: BenchOptions,
-): Promise<{ bulkEnqueue: number; singleEnqueue: number; total: number }> {
+async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
   const jobType = jobTypeOf(options);
 
@@ -146,33 +152,63 @@ async function enqueueThroughLedger(
   return { bulkEnqueue, singleEnqueue, total: options.jobs + options.singleJobs };
 }
 
+/** What the enqueue phase measured; in paced mode, the enqueue that runs during the drain. */
+interface Enqueued {
+  total: number;
+  bulkEnqueue?: number;
+  singleEnqueue?: number;
+  paced?: () => Promise<void>;
+}
+
+async function enqueuePacedThroughLedger(
+  queue: QueueService,
+  options: BenchOptions,
+): Promise<void> {
+  const payload = payloadOf(options.payloadBytes, options.jobMs);
+  const jobType = jobTypeOf(options);
+
+  await enqueuePaced(options.jobs, options.rate!, (count) =>
+    queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload }))),
+  );
+}
+
 interface DrainContext {
   env: Record<string, string>;
   prefix: string;
   db: Connection;
   roles: SpawnedRole[];
   ledger: SpawnedRole;
-  enqueued: { bulkEnqueue: number; singleEnqueue: number; total: number };
+  enqueued: Enqueued;
 }
 
 /**
- * Starts the workers on the full backlog and measures two ends: the last `completed` event in
- * Redis, and the moment every ledger row reads `completed`.
+ * Starts the workers (on the full backlog, or before a paced enqueue) and measures two ends: the
+ * last `completed` event in Redis, and the moment every ledger row reads `completed`.
  */
 async function drainAndAudit(options: BenchOptions, context: DrainContext): Promise<RoundResult> {
-  const { env, prefix, db, roles, ledger, enqueued } = context;
+  const { prefix, db, roles, ledger, enqueued } = context;
   const { total } = enqueued;
+  const jobType = jobTypeOf(options);
+  const workers: SpawnedRole[] = [];
+  if (enqueued.paced) {
+    workers.push(...spawnWorkers(options, context));
+    await waitForWorkers({ ...options, prefix, queue: jobType }, options.workers, roles);
+  }
+
   const redis = new Redis(options.redisUrl);
   const fromMs = await redisTimeMs(redis).finally(() => redis.disconnect());
   const deadline = drainDeadlineMs(total);
-  const jobType = jobTypeOf(options);
-  const workers: SpawnedRole[] = [];
-  const workerCpu = new WorkerCpuMeter(() => workers.map((role) => role.child.pid));
-  const watch = await watchDrain(
-    { ...options, prefix, queue: jobType, fromMs, total },
-    deadline,
-    () => workerCpu.markFirstJob(),
-  );
+  const workerPids = (): Array<number | undefined> => workers.map((role) => role.child.pid);
+  const workerCpu = new WorkerCpuMeter(workerPids);
+  const workerRss = new RssSampler(workerPids, total);
+  const ledgerRss = new RssSampler(() => [ledger.child.pid], total);
+  const watch = await watchDrain({ ...options, prefix, queue: jobType, fromMs, total }, deadline, {
+    onFirstActive: () => workerCpu.markFirstJob(),
+    onCompleted: (count) => {
+      workerRss.onCompleted(count);
+      ledgerRss.onCompleted(count);
+    },
+  });
   try {
     const ledgerDone = pollLedgerCompleted(db, total, deadline);
     // Attached now so that a failed drain does not also report an unhandled rejection.
@@ -184,27 +220,30 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       redis: totalCpuMs(redisPids),
       mariadb: totalCpuMs(mariadbPids),
     };
-    const workerEnv = {
-      ...env,
-      ROLES: 'worker',
-      WORKER_JOB_TYPES: jobType,
-      WORKER_CONCURRENCY: String(options.concurrency),
-    };
-    const nodeArgs = profileArgs(options, `${prefix}-worker`);
-    workers.push(...Array.from({ length: options.workers }, () => spawnRole(workerEnv, nodeArgs)));
-    roles.push(...workers);
+    const processes = (): { output: () => string }[] =>
+      roles.map((role) => ({ output: role.output }));
+    if (enqueued.paced) {
+      await enqueued.paced();
+    } else {
+      workers.push(...spawnWorkers(options, context));
+    }
 
-    const processes = roles.map((role) => ({ output: role.output }));
-    const times = await watch.drained.catch((error: Error) => failWith(error, processes));
-    const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes));
+    const times = await watch.drained.catch((error: Error) => failWith(error, processes()));
+    const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes()));
     const cpu = {
       workerCpuUsPerJob: workerCpu.usPerJob(total),
       ledgerCpuUsPerJob: cpuUsPerJob(cpuBefore.ledger, cpuMs(ledger.child.pid), total),
       redisCpuUsPerJob: cpuUsPerJob(cpuBefore.redis, totalCpuMs(redisPids), total),
       mariadbCpuUsPerJob: cpuUsPerJob(cpuBefore.mariadb, totalCpuMs(mariadbPids), total),
     };
-    const workerPeakRssMiB = maxOf(workers.map((role) => peakRssMiB(role.child.pid)));
-    const ledgerPeakRssMiB = peakRssMiB(ledger.child.pid);
+    const memory = {
+      workerPeakRssMiB: maxOf(workerPids().map((pid) => peakRssMiB(pid))),
+      ledgerPeakRssMiB: peakRssMiB(ledger.child.pid),
+      workerRssStartMiB: workerRss.start,
+      workerRssEndMiB: workerRss.largest(),
+      ledgerRssStartMiB: ledgerRss.start,
+      ledgerRssEndMiB: ledgerRss.largest(),
+    };
     writeProfileWindow(options, `${prefix}-worker`, {
       fromMs: times.firstActiveAt,
       toMs: times.lastCompletedAt,
@@ -223,13 +262,60 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
       endToEnd: rate(total, ledgerDoneAt - times.firstActiveAt),
       ledgerLagMs: Math.max(0, ledgerDoneAt - times.lastCompletedAt),
-      workerPeakRssMiB,
-      ledgerPeakRssMiB,
+      ...(enqueued.paced
+        ? { ...latencySummary(times.latenciesMs), ...(await ledgerLagSummary(db)) }
+        : {}),
+      ...memory,
       ...cpu,
     };
   } finally {
     await watch.close();
   }
+}
+
+function spawnWorkers(options: BenchOptions, context: DrainContext): SpawnedRole[] {
+  const workerEnv = {
+    ...context.env,
+    ROLES: 'worker',
+    WORKER_JOB_TYPES: jobTypeOf(options),
+    WORKER_CONCURRENCY: String(options.concurrency),
+  };
+  const nodeArgs = profileArgs(options, `${context.prefix}-worker`);
+  const workers = Array.from({ length: options.workers }, () => spawnRole(workerEnv, nodeArgs));
+  context.roles.push(...workers);
+
+  return workers;
+}
+
+/**
+ * How long after its transition in Redis each start and each end reached SQL: a history row's
+ * `recorded_at` (database time of its INSERT, just before the batch commits) minus its
+ * `occurred_at` (the event's stream id time, Redis' clock). Both clocks are this machine's. The
+ * history stores database local time for `recorded_at` and UTC for `occurred_at`; the session's
+ * offset from UTC is taken out.
+ */
+async function ledgerLagSummary(db: Connection): Promise<Partial<RoundResult>> {
+  const [rows] = await db.query(
+    `SELECT to_status AS toStatus,
+            TIMESTAMPDIFF(MICROSECOND, occurred_at, recorded_at)
+              - TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), NOW(6)) AS lagUs
+     FROM job_queue_history WHERE source = 'event'`,
+  );
+  const lags = { processing: [] as number[], completed: [] as number[] };
+  for (const { toStatus, lagUs } of rows as { toStatus: string; lagUs: number | string }[]) {
+    if (toStatus === 'processing' || toStatus === 'completed') {
+      lags[toStatus].push(Number(lagUs) / 1000);
+    }
+  }
+  const ms = (value: number | undefined): number | undefined =>
+    value === undefined ? undefined : Math.round(value);
+
+  return {
+    ledgerLagStartP50Ms: ms(percentile(lags.processing, 0.5)),
+    ledgerLagStartP99Ms: ms(percentile(lags.processing, 0.99)),
+    ledgerLagEndP50Ms: ms(percentile(lags.completed, 0.5)),
+    ledgerLagEndP99Ms: ms(percentile(lags.completed, 0.99)),
+  };
 }
 
 /**

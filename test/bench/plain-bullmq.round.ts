@@ -23,6 +23,10 @@ import {
   spawnScript,
   stopChild,
   watchDrain,
+  waitForWorkers,
+  enqueuePaced,
+  latencySummary,
+  RssSampler,
   WorkerCpuMeter,
   writeProfileWindow,
 } from './bench-support';
@@ -43,26 +47,43 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
   const redis = new Redis(options.redisUrl);
   const children: BenchChild[] = [];
   try {
-    const { bulkEnqueue, singleEnqueue } = await enqueuePlain(queue, options);
-    const total = options.jobs + options.singleJobs;
+    const paced = options.rate !== undefined;
+    const enqueued = paced ? {} : await enqueuePlain(queue, options);
+    const total = paced ? options.jobs : options.jobs + options.singleJobs;
+    if (paced) {
+      children.push(...spawnPlainWorkers(options, prefix));
+      await waitForWorkers({ ...options, prefix, queue: QUEUE }, options.workers, children);
+    }
+
     const fromMs = await redisTimeMs(redis);
-    const deadline = drainDeadlineMs(total);
-    const workerCpu = new WorkerCpuMeter(() => children.map(({ child }) => child.pid));
+    const pids = (): Array<number | undefined> => children.map(({ child }) => child.pid);
+    const workerCpu = new WorkerCpuMeter(pids);
+    const workerRss = new RssSampler(pids, total);
     const watch = await watchDrain(
       { ...options, prefix, queue: QUEUE, fromMs, total },
-      deadline,
-      () => workerCpu.markFirstJob(),
+      drainDeadlineMs(total),
+      {
+        onFirstActive: () => workerCpu.markFirstJob(),
+        onCompleted: (count) => workerRss.onCompleted(count),
+      },
     );
     try {
       const redisPids = serverPids('redis-server');
       const redisBefore = totalCpuMs(redisPids);
-      children.push(...spawnPlainWorkers(options, prefix));
+      if (paced) {
+        const payload = payloadOf(options.payloadBytes, options.jobMs);
+        await enqueuePaced(total, options.rate!, (count) =>
+          queue.addBulk(Array.from({ length: count }, () => ({ name: QUEUE, data: payload }))),
+        );
+      } else {
+        children.push(...spawnPlainWorkers(options, prefix));
+      }
+
       const times = await watch.drained.catch((error: Error) => failWith(error, children));
       const cpu = {
         workerCpuUsPerJob: workerCpu.usPerJob(total),
         redisCpuUsPerJob: cpuUsPerJob(redisBefore, totalCpuMs(redisPids), total),
       };
-      const workerPeakRssMiB = maxOf(children.map(({ child }) => peakRssMiB(child.pid)));
       writeProfileWindow(options, `${prefix}-worker`, {
         fromMs: times.firstActiveAt,
         toMs: times.lastCompletedAt,
@@ -70,10 +91,12 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
       });
 
       return {
-        bulkEnqueue,
-        singleEnqueue,
+        ...enqueued,
         drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
-        workerPeakRssMiB,
+        ...(paced ? latencySummary(times.latenciesMs) : {}),
+        workerPeakRssMiB: maxOf(pids().map((pid) => peakRssMiB(pid))),
+        workerRssStartMiB: workerRss.start,
+        workerRssEndMiB: workerRss.largest(),
         ...cpu,
       };
     } finally {
