@@ -210,9 +210,6 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
     },
   });
   try {
-    const ledgerDone = pollLedgerCompleted(db, total, deadline);
-    // Attached now so that a failed drain does not also report an unhandled rejection.
-    ledgerDone.catch(() => undefined);
     const redisPids = serverPids('redis-server');
     const mariadbPids = serverPids('mariadbd');
     const cpuBefore = {
@@ -227,6 +224,10 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
     } else {
       workers.push(...spawnWorkers(options, context));
     }
+    // Started once every row exists: the probe only asks whether an unfinished row is left.
+    const ledgerDone = pollLedgerCompleted(db, total, deadline);
+    // Attached now so that a failed drain does not also report an unhandled rejection.
+    ledgerDone.catch(() => undefined);
 
     const times = await watch.drained.catch((error: Error) => failWith(error, processes()));
     const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes()));
@@ -319,8 +320,8 @@ async function ledgerLagSummary(db: Connection): Promise<Partial<RoundResult>> {
 }
 
 /**
- * Resolves with the wall-clock time at which every row first read `completed`. Every row exists
- * before the drain starts, so it asks only whether an unfinished one is left: a probe of the
+ * Resolves with the wall-clock time at which every row first read `completed`. Called once every
+ * row exists, so it asks only whether an unfinished one is left: a probe of the
  * status index that stops at the first hit. (Counting the completed rows every 20 ms cost
  * MariaDB as much CPU per job as the ledger's own statements, and slowed the run it measured.)
  */
