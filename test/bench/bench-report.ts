@@ -34,8 +34,18 @@ const METRICS: { key: Metric; label: string; plainKey?: Metric }[] = [
     plainKey: 'drain',
   },
   { key: 'ledgerLagMs', label: 'ledger lag after the last completion (ms)' },
+  { key: 'queueLatencyP50Ms', label: 'paced: job latency added → completed in Redis, p50 (ms)' },
+  { key: 'queueLatencyP99Ms', label: 'paced: job latency added → completed in Redis, p99 (ms)' },
+  { key: 'ledgerLagStartP50Ms', label: 'paced: ledger lag of starts, p50 (ms)' },
+  { key: 'ledgerLagStartP99Ms', label: 'paced: ledger lag of starts, p99 (ms)' },
+  { key: 'ledgerLagEndP50Ms', label: 'paced: ledger lag of completions, p50 (ms)' },
+  { key: 'ledgerLagEndP99Ms', label: 'paced: ledger lag of completions, p99 (ms)' },
   { key: 'workerPeakRssMiB', label: 'peak RSS per worker process (MiB)' },
   { key: 'ledgerPeakRssMiB', label: 'peak RSS of the ledger process (MiB)' },
+  { key: 'workerRssStartMiB', label: 'RSS of a worker process at 10% of the jobs (MiB)' },
+  { key: 'workerRssEndMiB', label: 'RSS of a worker process at the end (MiB)' },
+  { key: 'ledgerRssStartMiB', label: 'RSS of the ledger process at 10% of the jobs (MiB)' },
+  { key: 'ledgerRssEndMiB', label: 'RSS of the ledger process at the end (MiB)' },
   { key: 'workerCpuUsPerJob', label: 'CPU per job during the drain: worker processes (us)' },
   { key: 'ledgerCpuUsPerJob', label: 'CPU per job during the drain: ledger process (us)' },
   { key: 'redisCpuUsPerJob', label: 'CPU per job during the drain: Redis (us)' },
@@ -102,13 +112,25 @@ export function header(options: BenchOptions, machine: Machine): string {
     'ledger-queue benchmark: plain BullMQ against this project, same machine, alternating rounds',
     `machine: ${machine.cpus} × ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`,
     `servers: Redis ${machine.redis} at ${options.redisUrl}, MariaDB ${machine.mariadb}`,
-    `load: ${options.jobs} jobs by bulk + ${options.singleJobs} single (${options.inFlight} in flight), ` +
-      `payload ~${options.payloadBytes} B, ${options.workers} worker process(es) × concurrency ` +
-      `${options.concurrency}, no-op handler, ${options.rounds} round(s)`,
+    `load: ${describeLoad(options)}, payload ~${options.payloadBytes} B, ` +
+      `${options.workers} worker process(es) × concurrency ${options.concurrency}, ` +
+      `${options.jobMs > 0 ? `handler waits ${options.jobMs} ms` : 'no-op handler'}, ` +
+      `${options.rounds} round(s)`,
     'plain: Queue in the bench process, workers = spawned node processes with a bare BullMQ Worker',
     'project: QueueService in the bench process (roles api), spawned ledger and worker processes ' +
       '(node dist/src/main.js)',
   ].join('\n');
+}
+
+function describeLoad(options: BenchOptions): string {
+  if (options.rate !== undefined) {
+    return `paced: ${options.jobs} jobs at ${options.rate} jobs/s while workers and ledger run`;
+  }
+
+  return (
+    `${options.jobs} jobs by bulk + ${options.singleJobs} single ` +
+    `(${options.inFlight} in flight), then drained`
+  );
 }
 
 export function roundLines(pairs: RoundPair[]): string {
@@ -128,7 +150,11 @@ export function roundLines(pairs: RoundPair[]): string {
 export function table(summary: Record<string, MetricSummary>): string {
   const cell = (value: number | undefined): string =>
     value === undefined ? '—' : String(Math.round(value * 100) / 100);
-  const rows = METRICS.map(({ key, label }) => [
+  // Rows a mode does not measure (enqueue rates when paced, latencies when not) are left out.
+  const measured = METRICS.filter(
+    ({ key }) => summary[key].plain !== undefined || summary[key].project !== undefined,
+  );
+  const rows = measured.map(({ key, label }) => [
     label,
     cell(summary[key].plain),
     cell(summary[key].project),

@@ -1,7 +1,8 @@
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
-import { QueueEvents } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 
 /** What one invocation measures; every value comes from a `BENCH_*` variable. */
@@ -13,6 +14,15 @@ export interface BenchOptions {
   workers: number;
   rounds: number;
   payloadBytes: number;
+  /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
+  jobMs: number;
+  /**
+   * Jobs per second for the paced mode: workers and ledger run first, then `jobs` arrive at this
+   * rate (no single-enqueue phase), and latencies are measured. Unset: enqueue all, then drain.
+   */
+  rate: number | undefined;
+  /** Where worker and ledger processes write V8 CPU profiles of the drain; none if unset. */
+  profileDir: string | undefined;
   redisUrl: string;
   mysqlUrl: string;
 }
@@ -21,9 +31,22 @@ export const BULK_CHUNK = 1000;
 
 /** One round's numbers; throughputs in jobs per second, memory in MiB. */
 export interface RoundResult {
-  bulkEnqueue: number;
-  singleEnqueue: number;
+  bulkEnqueue?: number;
+  singleEnqueue?: number;
   drain: number;
+  /** Paced mode: from a job's `added` to its `completed` event, both stamped by Redis. */
+  queueLatencyP50Ms?: number;
+  queueLatencyP99Ms?: number;
+  /** Paced mode: from an event's stream id time to its history row's `recorded_at`. */
+  ledgerLagStartP50Ms?: number;
+  ledgerLagStartP99Ms?: number;
+  ledgerLagEndP50Ms?: number;
+  ledgerLagEndP99Ms?: number;
+  /** Resident memory once a tenth of the jobs completed, and at the end of the drain. */
+  workerRssStartMiB?: number;
+  workerRssEndMiB?: number;
+  ledgerRssStartMiB?: number;
+  ledgerRssEndMiB?: number;
   endToEnd?: number;
   ledgerLagMs?: number;
   workerPeakRssMiB?: number;
@@ -49,28 +72,51 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
     workers: positive(env, 'BENCH_WORKERS', 1),
     rounds: positive(env, 'BENCH_ROUNDS', 3),
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
+    jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
+    profileDir: env.BENCH_PROFILE_DIR || undefined,
+    rate: env.BENCH_RATE ? positive(env, 'BENCH_RATE', 1000) : undefined,
     redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   };
 }
 
 function positive(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  return integerAtLeast(env, key, fallback, 1);
+}
+
+function nonNegative(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  return integerAtLeast(env, key, fallback, 0);
+}
+
+function integerAtLeast(
+  env: NodeJS.ProcessEnv,
+  key: string,
+  fallback: number,
+  min: number,
+): number {
   const raw = env[key];
   if (raw === undefined || raw === '') {
     return fallback;
   }
 
   const value = Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new Error(`${key}=${raw}: expected a positive integer, for example ${fallback}`);
+  if (!Number.isSafeInteger(value) || value < min) {
+    const kind = min === 1 ? 'a positive integer' : `an integer of at least ${min}`;
+    throw new Error(`${key}=${raw}: expected ${kind}, for example ${fallback}`);
   }
 
   return value;
 }
 
-/** A JSON payload whose serialised form is about `bytes` long. */
-export function payloadOf(bytes: number): { pad: string } {
-  return { pad: 'x'.repeat(Math.max(0, bytes - '{"pad":""}'.length)) };
+/**
+ * A JSON payload whose serialised form is about `bytes` long; with `jobMs`, it also tells
+ * `diag_sleep` how long to wait.
+ */
+export function payloadOf(bytes: number, jobMs = 0): { pad: string; ms?: number } {
+  const timing = jobMs > 0 ? { ms: jobMs } : {};
+  const fixed = JSON.stringify({ pad: '', ...timing }).length;
+
+  return { pad: 'x'.repeat(Math.max(0, bytes - fixed)), ...timing };
 }
 
 /** Runs `count` calls of `task` with at most `inFlight` unfinished at any time. */
@@ -104,6 +150,15 @@ export async function redisTimeMs(redis: Redis): Promise<number> {
 export interface DrainTimes {
   firstActiveAt: number;
   lastCompletedAt: number;
+  /** `completed` minus `added` time of each job whose `added` event was seen. */
+  latenciesMs: number[];
+}
+
+/** What a drain watcher reports on the way. */
+export interface DrainHooks {
+  onFirstActive?: () => void;
+  /** After each distinct completion, with the count so far. */
+  onCompleted?: (completed: number) => void;
 }
 
 /**
@@ -114,6 +169,7 @@ export interface DrainTimes {
 export async function watchDrain(
   options: { redisUrl: string; prefix: string; queue: string; fromMs: number; total: number },
   deadlineMs: number,
+  hooks: DrainHooks = {},
 ): Promise<{ drained: Promise<DrainTimes>; close: () => Promise<void> }> {
   const events = new QueueEvents(options.queue, {
     connection: { url: options.redisUrl, maxRetriesPerRequest: null },
@@ -123,19 +179,38 @@ export async function watchDrain(
   await events.waitUntilReady();
 
   const completed = new Set<string>();
+  const addedAt = new Map<string, number>();
+  const latenciesMs: number[] = [];
   let firstActiveAt: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   const drained = new Promise<DrainTimes>((resolve, reject) => {
     timer = setTimeout(() => {
       reject(new Error(`drain of ${options.queue}: ${completed.size}/${options.total} completed`));
     }, deadlineMs);
-    events.on('active', (_args, id) => (firstActiveAt ??= streamIdMs(id)));
+    events.on('added', ({ jobId }, id) => addedAt.set(jobId, streamIdMs(id)));
+    events.on('active', (_args, id) => {
+      if (firstActiveAt === undefined) {
+        firstActiveAt = streamIdMs(id);
+        hooks.onFirstActive?.();
+      }
+    });
     events.on('completed', ({ jobId }, id) => {
+      if (completed.has(jobId)) {
+        return;
+      }
+
       completed.add(jobId);
+      const added = addedAt.get(jobId);
+      if (added !== undefined) {
+        latenciesMs.push(streamIdMs(id) - added);
+        addedAt.delete(jobId);
+      }
+      hooks.onCompleted?.(completed.size);
       if (completed.size >= options.total) {
         resolve({
           firstActiveAt: firstActiveAt ?? streamIdMs(id),
           lastCompletedAt: streamIdMs(id),
+          latenciesMs,
         });
       }
     });
@@ -161,8 +236,12 @@ export interface BenchChild {
   output: () => string;
 }
 
-export function spawnScript(script: string, env: Record<string, string>): BenchChild {
-  const child = spawn(process.execPath, [script], {
+export function spawnScript(
+  script: string,
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): BenchChild {
+  const child = spawn(process.execPath, [...nodeArgs, script], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -175,9 +254,18 @@ export function spawnScript(script: string, env: Record<string, string>): BenchC
 
 /** The peak resident set of a live process in MiB (Linux only; `undefined` elsewhere). */
 export function peakRssMiB(pid: number | undefined): number | undefined {
+  return procStatusMiB(pid, 'VmHWM');
+}
+
+/** The resident set of a live process now, in MiB (Linux only; `undefined` elsewhere). */
+export function rssMiB(pid: number | undefined): number | undefined {
+  return procStatusMiB(pid, 'VmRSS');
+}
+
+function procStatusMiB(pid: number | undefined, field: 'VmHWM' | 'VmRSS'): number | undefined {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const match = /VmHWM:\s+(\d+) kB/.exec(status);
+    const match = new RegExp(`${field}:\\s+(\\d+) kB`).exec(status);
 
     return match ? Math.round(Number(match[1]) / 1024) : undefined;
   } catch {
@@ -185,14 +273,91 @@ export function peakRssMiB(pid: number | undefined): number | undefined {
   }
 }
 
-export async function killChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return;
+/**
+ * Samples the resident memory of some processes once a tenth of the jobs completed (after the
+ * warm-up) and again at the end, to show whether memory stays flat over a long run.
+ */
+export class RssSampler {
+  start: number | undefined;
+
+  constructor(
+    private readonly pids: () => Array<number | undefined>,
+    private readonly total: number,
+  ) {}
+
+  onCompleted(completed: number): void {
+    if (this.start === undefined && completed >= Math.ceil(this.total / 10)) {
+      this.start = this.largest();
+    }
   }
 
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
+  largest(): number | undefined {
+    return maxOf(this.pids().map((pid) => rssMiB(pid)));
+  }
+}
+
+/** The value below which `share` (0 to 1) of the values lie; `undefined` for none. */
+export function percentile(values: number[], share: number): number | undefined {
+  if (values.length === 0) {
+    return undefined;
+  }
+
+  const sorted = Float64Array.from(values).sort();
+
+  return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
+}
+
+/** p50 and p99 of the `added` → `completed` latencies of a paced run. */
+export function latencySummary(latenciesMs: number[]): Partial<RoundResult> {
+  return {
+    queueLatencyP50Ms: percentile(latenciesMs, 0.5),
+    queueLatencyP99Ms: percentile(latenciesMs, 0.99),
+  };
+}
+
+/**
+ * Sends `total` jobs at `perSecond`, in ticks of 50 ms, through `send` (at most `BULK_CHUNK`
+ * per call). A tick that falls behind is made up by the next ones.
+ */
+export async function enqueuePaced(
+  total: number,
+  perSecond: number,
+  send: (count: number) => Promise<unknown>,
+): Promise<void> {
+  const started = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - started) * perSecond) / 1000));
+    while (sent < due) {
+      const count = Math.min(BULK_CHUNK, due - sent);
+      await send(count);
+      sent += count;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Resolves once `count` workers of a queue are connected to Redis, or fails after 60 s. */
+export async function waitForWorkers(
+  options: { redisUrl: string; prefix: string; queue: string },
+  count: number,
+  children: { output: () => string }[],
+): Promise<void> {
+  const queue = new Queue(options.queue, {
+    connection: { url: options.redisUrl, maxRetriesPerRequest: null },
+    prefix: options.prefix,
+  });
+  try {
+    const deadline = Date.now() + 60_000;
+    while ((await queue.getWorkersCount()) < count) {
+      if (Date.now() > deadline) {
+        failWith(new Error(`${count} worker(s) of ${options.queue} not ready in 60 s`), children);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await queue.close();
+  }
 }
 
 export async function deleteKeys(redis: Redis, pattern: string): Promise<number> {
@@ -244,6 +409,25 @@ export function serverPids(name: 'redis-server' | 'mariadbd'): number[] {
   }
 }
 
+/**
+ * CPU time of worker processes from their first job on: a process's start-up (a Nest
+ * application's takes over a second of CPU) is not part of the cost of a job.
+ */
+export class WorkerCpuMeter {
+  private atFirstJob: number | undefined;
+
+  constructor(private readonly pids: () => Array<number | undefined>) {}
+
+  /** Call when the first job becomes active. */
+  markFirstJob(): void {
+    this.atFirstJob = totalCpuMs(this.pids());
+  }
+
+  usPerJob(jobs: number): number {
+    return cpuUsPerJob(this.atFirstJob ?? 0, totalCpuMs(this.pids()), jobs);
+  }
+}
+
 /** CPU used by `pids` between two readings, per job, in microseconds. */
 export function cpuUsPerJob(before: number, after: number, jobs: number): number {
   return Math.round(((after - before) * 1000) / jobs);
@@ -251,4 +435,60 @@ export function cpuUsPerJob(before: number, after: number, jobs: number): number
 
 export function totalCpuMs(pids: Array<number | undefined>): number {
   return pids.reduce<number>((sum, pid) => sum + cpuMs(pid), 0);
+}
+
+/**
+ * Node options that make a child process write a V8 CPU profile into `<profileDir>/<label>` when
+ * it exits; none unless `BENCH_PROFILE_DIR` is set. (Node refuses `--cpu-prof` in NODE_OPTIONS.)
+ */
+export function profileArgs(options: BenchOptions, label: string): string[] {
+  if (!options.profileDir) {
+    return [];
+  }
+
+  const directory = join(options.profileDir, label);
+  mkdirSync(directory, { recursive: true });
+
+  return ['--cpu-prof', `--cpu-prof-dir=${directory}`];
+}
+
+/**
+ * Records which part of a profile belongs to the drain. V8 stamps profile samples with the
+ * system's monotonic clock; the drain's ends are wall-clock (Redis) times, converted here.
+ */
+export function writeProfileWindow(
+  options: BenchOptions,
+  label: string,
+  window: { fromMs: number; toMs: number; jobs: number },
+): void {
+  if (!options.profileDir) {
+    return;
+  }
+
+  const monotonicMinusWallUs = Number(process.hrtime.bigint() / 1000n) - Date.now() * 1000;
+  const toMonotonicUs = (wallMs: number): number => wallMs * 1000 + monotonicMinusWallUs;
+  writeFileSync(
+    join(options.profileDir, label, 'window.json'),
+    JSON.stringify({
+      fromUs: toMonotonicUs(window.fromMs),
+      toUs: toMonotonicUs(window.toMs),
+      jobs: window.jobs,
+    }),
+  );
+}
+
+/**
+ * Stops a child: at once with SIGKILL, or, when profiling, with SIGTERM so that it can write its
+ * profile, and SIGKILL only if it has not exited within 20 s.
+ */
+export async function stopChild(child: ChildProcess, graceful: boolean): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill(graceful ? 'SIGTERM' : 'SIGKILL');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceful ? 20_000 : 0);
+  await exited;
+  clearTimeout(timer);
 }

@@ -8,7 +8,7 @@ import { loadAppConfig } from '../../src/modules/config/app-config';
 import { prepareDatabase } from '../../src/modules/database/prepare-database';
 import { projectorLockName } from '../../src/modules/ledger/ledger.constants';
 import { EnqueueRequest, QueueService } from '../../src/modules/queue';
-import { SpawnedRole, spawnRole, stopRole } from '../support/spawned-process';
+import { SpawnedRole, spawnRole } from '../support/spawned-process';
 import {
   BenchOptions,
   BULK_CHUNK,
@@ -17,6 +17,9 @@ import {
   maxOf,
   payloadOf,
   peakRssMiB,
+  profileArgs,
+  stopChild,
+  writeProfileWindow,
   cpuMs,
   cpuUsPerJob,
   serverPids,
@@ -26,9 +29,18 @@ import {
   RoundResult,
   runConcurrently,
   watchDrain,
+  waitForWorkers,
+  enqueuePaced,
+  latencySummary,
+  percentile,
+  RssSampler,
+  WorkerCpuMeter,
 } from './bench-support';
 
-const JOB_TYPE = 'diag_noop';
+/** The diagnostic job type the round runs: no-op, or waiting `BENCH_JOB_MS`. */
+function jobTypeOf(options: BenchOptions): string {
+  return options.jobMs > 0 ? 'diag_sleep' : 'diag_noop';
+}
 const EXPECTED_PATH = 'null>pending,pending>processing,processing>completed';
 
 /**
@@ -47,7 +59,7 @@ export async function runLedgerRound(
   const roles: SpawnedRole[] = [];
   let app: INestApplicationContext | undefined;
   try {
-    const ledger = spawnRole({ ...env, ROLES: 'ledger' });
+    const ledger = spawnRole({ ...env, ROLES: 'ledger' }, profileArgs(options, `${prefix}-ledger`));
     roles.push(ledger);
     await waitForLedger(db, ledger, projectorLockName(databaseName, prefix));
 
@@ -55,11 +67,16 @@ export async function runLedgerRound(
       AppModule.forRoles({ config: loadAppConfig({ ...env, ROLES: 'api' }) }),
       { logger: ['error'] },
     );
-    const enqueued = await enqueueThroughLedger(app.get(QueueService, { strict: false }), options);
+    const queue = app.get(QueueService, { strict: false });
+    const paced = options.rate !== undefined;
+    const enqueued = paced
+      ? { total: options.jobs, paced: () => enqueuePacedThroughLedger(queue, options) }
+      : await enqueueThroughLedger(queue, options);
 
     return await drainAndAudit(options, { env, prefix, db, roles, ledger, enqueued });
   } finally {
-    await Promise.all(roles.map((role) => stopRole(role)));
+    const graceful = options.profileDir !== undefined;
+    await Promise.all(roles.map((role) => stopChild(role.child, graceful)));
     await app?.close();
     await db.query(`DROP DATABASE IF EXISTS \`${databaseName}\``);
     await db.end();
@@ -111,15 +128,13 @@ async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string):
   throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
 }
 
-async function enqueueThroughLedger(
-  queue: QueueService,
-  options: BenchOptions,
-): Promise<{ bulkEnqueue: number; singleEnqueue: number; total: number }> {
-  const payload = payloadOf(options.payloadBytes);
+async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
+  const payload = payloadOf(options.payloadBytes, options.jobMs);
+  const jobType = jobTypeOf(options);
 
   let started = performance.now();
   await runConcurrently(options.singleJobs, options.inFlight, () =>
-    queue.enqueue(JOB_TYPE, payload),
+    queue.enqueue(jobType, payload),
   );
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
@@ -127,7 +142,7 @@ async function enqueueThroughLedger(
   for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
     const size = Math.min(BULK_CHUNK, options.jobs - sent);
     const chunk: EnqueueRequest[] = Array.from({ length: size }, () => ({
-      jobType: JOB_TYPE,
+      jobType,
       payload,
     }));
     await queue.enqueueMany(chunk);
@@ -137,30 +152,64 @@ async function enqueueThroughLedger(
   return { bulkEnqueue, singleEnqueue, total: options.jobs + options.singleJobs };
 }
 
+/** What the enqueue phase measured; in paced mode, the enqueue that runs during the drain. */
+interface Enqueued {
+  total: number;
+  bulkEnqueue?: number;
+  singleEnqueue?: number;
+  paced?: () => Promise<void>;
+}
+
+async function enqueuePacedThroughLedger(
+  queue: QueueService,
+  options: BenchOptions,
+): Promise<void> {
+  const payload = payloadOf(options.payloadBytes, options.jobMs);
+  const jobType = jobTypeOf(options);
+
+  await enqueuePaced(options.jobs, options.rate!, (count) =>
+    queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload }))),
+  );
+}
+
 interface DrainContext {
   env: Record<string, string>;
   prefix: string;
   db: Connection;
   roles: SpawnedRole[];
   ledger: SpawnedRole;
-  enqueued: { bulkEnqueue: number; singleEnqueue: number; total: number };
+  enqueued: Enqueued;
 }
 
 /**
- * Starts the workers on the full backlog and measures two ends: the last `completed` event in
- * Redis, and the moment every ledger row reads `completed`.
+ * Starts the workers (on the full backlog, or before a paced enqueue) and measures two ends: the
+ * last `completed` event in Redis, and the moment every ledger row reads `completed`.
  */
 async function drainAndAudit(options: BenchOptions, context: DrainContext): Promise<RoundResult> {
-  const { env, prefix, db, roles, ledger, enqueued } = context;
+  const { prefix, db, roles, ledger, enqueued } = context;
   const { total } = enqueued;
+  const jobType = jobTypeOf(options);
+  const workers: SpawnedRole[] = [];
+  if (enqueued.paced) {
+    workers.push(...spawnWorkers(options, context));
+    await waitForWorkers({ ...options, prefix, queue: jobType }, options.workers, roles);
+  }
+
   const redis = new Redis(options.redisUrl);
   const fromMs = await redisTimeMs(redis).finally(() => redis.disconnect());
   const deadline = drainDeadlineMs(total);
-  const watch = await watchDrain({ ...options, prefix, queue: JOB_TYPE, fromMs, total }, deadline);
+  const workerPids = (): Array<number | undefined> => workers.map((role) => role.child.pid);
+  const workerCpu = new WorkerCpuMeter(workerPids);
+  const workerRss = new RssSampler(workerPids, total);
+  const ledgerRss = new RssSampler(() => [ledger.child.pid], total);
+  const watch = await watchDrain({ ...options, prefix, queue: jobType, fromMs, total }, deadline, {
+    onFirstActive: () => workerCpu.markFirstJob(),
+    onCompleted: (count) => {
+      workerRss.onCompleted(count);
+      ledgerRss.onCompleted(count);
+    },
+  });
   try {
-    const ledgerDone = pollLedgerCompleted(db, total, deadline);
-    // Attached now so that a failed drain does not also report an unhandled rejection.
-    ledgerDone.catch(() => undefined);
     const redisPids = serverPids('redis-server');
     const mariadbPids = serverPids('mariadbd');
     const cpuBefore = {
@@ -168,23 +217,44 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       redis: totalCpuMs(redisPids),
       mariadb: totalCpuMs(mariadbPids),
     };
-    const workerEnv = { ROLES: 'worker', WORKER_JOB_TYPES: JOB_TYPE };
-    const workers = Array.from({ length: options.workers }, () =>
-      spawnRole({ ...env, ...workerEnv, WORKER_CONCURRENCY: String(options.concurrency) }),
-    );
-    roles.push(...workers);
+    const processes = (): { output: () => string }[] =>
+      roles.map((role) => ({ output: role.output }));
+    if (enqueued.paced) {
+      await enqueued.paced();
+    } else {
+      workers.push(...spawnWorkers(options, context));
+    }
+    // Started once every row exists: the probe only asks whether an unfinished row is left.
+    const ledgerDone = pollLedgerCompleted(db, total, deadline);
+    // Attached now so that a failed drain does not also report an unhandled rejection.
+    ledgerDone.catch(() => undefined);
 
-    const processes = roles.map((role) => ({ output: role.output }));
-    const times = await watch.drained.catch((error: Error) => failWith(error, processes));
-    const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes));
+    const times = await watch.drained.catch((error: Error) => failWith(error, processes()));
+    const ledgerDoneAt = await ledgerDone.catch((error: Error) => failWith(error, processes()));
     const cpu = {
-      workerCpuUsPerJob: cpuUsPerJob(0, totalCpuMs(workers.map((role) => role.child.pid)), total),
+      workerCpuUsPerJob: workerCpu.usPerJob(total),
       ledgerCpuUsPerJob: cpuUsPerJob(cpuBefore.ledger, cpuMs(ledger.child.pid), total),
       redisCpuUsPerJob: cpuUsPerJob(cpuBefore.redis, totalCpuMs(redisPids), total),
       mariadbCpuUsPerJob: cpuUsPerJob(cpuBefore.mariadb, totalCpuMs(mariadbPids), total),
     };
-    const workerPeakRssMiB = maxOf(workers.map((role) => peakRssMiB(role.child.pid)));
-    const ledgerPeakRssMiB = peakRssMiB(ledger.child.pid);
+    const memory = {
+      workerPeakRssMiB: maxOf(workerPids().map((pid) => peakRssMiB(pid))),
+      ledgerPeakRssMiB: peakRssMiB(ledger.child.pid),
+      workerRssStartMiB: workerRss.start,
+      workerRssEndMiB: workerRss.largest(),
+      ledgerRssStartMiB: ledgerRss.start,
+      ledgerRssEndMiB: ledgerRss.largest(),
+    };
+    writeProfileWindow(options, `${prefix}-worker`, {
+      fromMs: times.firstActiveAt,
+      toMs: times.lastCompletedAt,
+      jobs: total,
+    });
+    writeProfileWindow(options, `${prefix}-ledger`, {
+      fromMs: times.firstActiveAt,
+      toMs: ledgerDoneAt,
+      jobs: total,
+    });
     await auditLedger(db, total);
 
     return {
@@ -193,8 +263,10 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
       endToEnd: rate(total, ledgerDoneAt - times.firstActiveAt),
       ledgerLagMs: Math.max(0, ledgerDoneAt - times.lastCompletedAt),
-      workerPeakRssMiB,
-      ledgerPeakRssMiB,
+      ...(enqueued.paced
+        ? { ...latencySummary(times.latenciesMs), ...(await ledgerLagSummary(db)) }
+        : {}),
+      ...memory,
       ...cpu,
     };
   } finally {
@@ -202,25 +274,76 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
   }
 }
 
-/** Resolves with the wall-clock time at which every row first read `completed`. */
+function spawnWorkers(options: BenchOptions, context: DrainContext): SpawnedRole[] {
+  const workerEnv = {
+    ...context.env,
+    ROLES: 'worker',
+    WORKER_JOB_TYPES: jobTypeOf(options),
+    WORKER_CONCURRENCY: String(options.concurrency),
+  };
+  const nodeArgs = profileArgs(options, `${context.prefix}-worker`);
+  const workers = Array.from({ length: options.workers }, () => spawnRole(workerEnv, nodeArgs));
+  context.roles.push(...workers);
+
+  return workers;
+}
+
+/**
+ * How long after its transition in Redis each start and each end reached SQL: a history row's
+ * `recorded_at` (database time of its INSERT, just before the batch commits) minus its
+ * `occurred_at` (the event's stream id time, Redis' clock). Both clocks are this machine's. The
+ * history stores database local time for `recorded_at` and UTC for `occurred_at`; the session's
+ * offset from UTC is taken out.
+ */
+async function ledgerLagSummary(db: Connection): Promise<Partial<RoundResult>> {
+  const [rows] = await db.query(
+    `SELECT to_status AS toStatus,
+            TIMESTAMPDIFF(MICROSECOND, occurred_at, recorded_at)
+              - TIMESTAMPDIFF(MICROSECOND, UTC_TIMESTAMP(6), NOW(6)) AS lagUs
+     FROM job_queue_history WHERE source = 'event'`,
+  );
+  const lags = { processing: [] as number[], completed: [] as number[] };
+  for (const { toStatus, lagUs } of rows as { toStatus: string; lagUs: number | string }[]) {
+    if (toStatus === 'processing' || toStatus === 'completed') {
+      lags[toStatus].push(Number(lagUs) / 1000);
+    }
+  }
+  const ms = (value: number | undefined): number | undefined =>
+    value === undefined ? undefined : Math.round(value);
+
+  return {
+    ledgerLagStartP50Ms: ms(percentile(lags.processing, 0.5)),
+    ledgerLagStartP99Ms: ms(percentile(lags.processing, 0.99)),
+    ledgerLagEndP50Ms: ms(percentile(lags.completed, 0.5)),
+    ledgerLagEndP99Ms: ms(percentile(lags.completed, 0.99)),
+  };
+}
+
+/**
+ * Resolves with the wall-clock time at which every row first read `completed`. Called once every
+ * row exists, so it asks only whether an unfinished one is left: a probe of the
+ * status index that stops at the first hit. (Counting the completed rows every 20 ms cost
+ * MariaDB as much CPU per job as the ledger's own statements, and slowed the run it measured.)
+ */
 async function pollLedgerCompleted(
   db: Connection,
   total: number,
   timeoutMs: number,
 ): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let completed = 0;
   while (Date.now() < deadline) {
     const [rows] = await db.query(
-      "SELECT COUNT(*) AS completed FROM job_queue WHERE status = 'completed'",
+      `SELECT EXISTS (SELECT 1 FROM job_queue WHERE status IN ('pending', 'processing'))
+         AS unfinished`,
     );
-    completed = Number((rows as { completed: number | string }[])[0].completed);
-    if (completed >= total) {
+    if (Number((rows as { unfinished: number | string }[])[0].unfinished) === 0) {
       return Date.now();
     }
     await sleep(20);
   }
 
+  const [rows] = await db.query("SELECT COUNT(*) AS n FROM job_queue WHERE status = 'completed'");
+  const completed = Number((rows as { n: number | string }[])[0].n);
   throw new Error(`ledger: ${completed}/${total} rows completed after ${timeoutMs} ms`);
 }
 

@@ -9,10 +9,10 @@ import {
   BULK_CHUNK,
   drainDeadlineMs,
   failWith,
-  killChild,
   maxOf,
   payloadOf,
   peakRssMiB,
+  profileArgs,
   cpuUsPerJob,
   serverPids,
   totalCpuMs,
@@ -21,7 +21,14 @@ import {
   RoundResult,
   runConcurrently,
   spawnScript,
+  stopChild,
   watchDrain,
+  waitForWorkers,
+  enqueuePaced,
+  latencySummary,
+  RssSampler,
+  WorkerCpuMeter,
+  writeProfileWindow,
 } from './bench-support';
 
 const QUEUE = 'plain_noop';
@@ -40,38 +47,64 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
   const redis = new Redis(options.redisUrl);
   const children: BenchChild[] = [];
   try {
-    const { bulkEnqueue, singleEnqueue } = await enqueuePlain(queue, options);
-    const total = options.jobs + options.singleJobs;
+    const paced = options.rate !== undefined;
+    const enqueued = paced ? {} : await enqueuePlain(queue, options);
+    const total = paced ? options.jobs : options.jobs + options.singleJobs;
+    if (paced) {
+      children.push(...spawnPlainWorkers(options, prefix));
+      await waitForWorkers({ ...options, prefix, queue: QUEUE }, options.workers, children);
+    }
+
     const fromMs = await redisTimeMs(redis);
-    const deadline = drainDeadlineMs(total);
-    const watch = await watchDrain({ ...options, prefix, queue: QUEUE, fromMs, total }, deadline);
+    const pids = (): Array<number | undefined> => children.map(({ child }) => child.pid);
+    const workerCpu = new WorkerCpuMeter(pids);
+    const workerRss = new RssSampler(pids, total);
+    const watch = await watchDrain(
+      { ...options, prefix, queue: QUEUE, fromMs, total },
+      drainDeadlineMs(total),
+      {
+        onFirstActive: () => workerCpu.markFirstJob(),
+        onCompleted: (count) => workerRss.onCompleted(count),
+      },
+    );
     try {
       const redisPids = serverPids('redis-server');
       const redisBefore = totalCpuMs(redisPids);
-      children.push(...spawnPlainWorkers(options, prefix));
+      if (paced) {
+        const payload = payloadOf(options.payloadBytes, options.jobMs);
+        await enqueuePaced(total, options.rate!, (count) =>
+          queue.addBulk(Array.from({ length: count }, () => ({ name: QUEUE, data: payload }))),
+        );
+      } else {
+        children.push(...spawnPlainWorkers(options, prefix));
+      }
+
       const times = await watch.drained.catch((error: Error) => failWith(error, children));
       const cpu = {
-        workerCpuUsPerJob: cpuUsPerJob(
-          0,
-          totalCpuMs(children.map(({ child }) => child.pid)),
-          total,
-        ),
+        workerCpuUsPerJob: workerCpu.usPerJob(total),
         redisCpuUsPerJob: cpuUsPerJob(redisBefore, totalCpuMs(redisPids), total),
       };
-      const workerPeakRssMiB = maxOf(children.map(({ child }) => peakRssMiB(child.pid)));
+      writeProfileWindow(options, `${prefix}-worker`, {
+        fromMs: times.firstActiveAt,
+        toMs: times.lastCompletedAt,
+        jobs: total,
+      });
 
       return {
-        bulkEnqueue,
-        singleEnqueue,
+        ...enqueued,
         drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
-        workerPeakRssMiB,
+        ...(paced ? latencySummary(times.latenciesMs) : {}),
+        workerPeakRssMiB: maxOf(pids().map((pid) => peakRssMiB(pid))),
+        workerRssStartMiB: workerRss.start,
+        workerRssEndMiB: workerRss.largest(),
         ...cpu,
       };
     } finally {
       await watch.close();
     }
   } finally {
-    await Promise.all(children.map(({ child }) => killChild(child)));
+    const graceful = options.profileDir !== undefined;
+    await Promise.all(children.map(({ child }) => stopChild(child, graceful)));
     await queue.close();
     redis.disconnect();
   }
@@ -81,7 +114,7 @@ async function enqueuePlain(
   queue: Queue,
   options: BenchOptions,
 ): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
-  const payload = payloadOf(options.payloadBytes);
+  const payload = payloadOf(options.payloadBytes, options.jobMs);
   await queue.waitUntilReady();
 
   let started = performance.now();
@@ -100,11 +133,16 @@ async function enqueuePlain(
 
 function spawnPlainWorkers(options: BenchOptions, prefix: string): BenchChild[] {
   return Array.from({ length: options.workers }, () =>
-    spawnScript(WORKER_SCRIPT, {
-      BENCH_QUEUE: QUEUE,
-      BENCH_REDIS_URL: options.redisUrl,
-      BENCH_PREFIX: prefix,
-      BENCH_CONCURRENCY: String(options.concurrency),
-    }),
+    spawnScript(
+      WORKER_SCRIPT,
+      {
+        BENCH_QUEUE: QUEUE,
+        BENCH_REDIS_URL: options.redisUrl,
+        BENCH_PREFIX: prefix,
+        BENCH_CONCURRENCY: String(options.concurrency),
+        BENCH_JOB_MS: String(options.jobMs),
+      },
+      profileArgs(options, `${prefix}-worker`),
+    ),
   );
 }

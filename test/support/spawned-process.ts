@@ -11,12 +11,13 @@ export interface SpawnedRole {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-export function spawnRole(env: Record<string, string>): SpawnedRole {
+/** @param nodeArgs - options for node itself, such as `--cpu-prof` (refused in NODE_OPTIONS) */
+export function spawnRole(env: Record<string, string>, nodeArgs: string[] = []): SpawnedRole {
   if (!existsSync(MAIN)) {
     throw new Error(`${MAIN} is missing: run "npm run build" first (npm test does it in pretest)`);
   }
 
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -17,9 +17,16 @@ interface InsertResult {
   affectedRows: number;
 }
 
+interface AutoIncrementSettings {
+  lockMode: number | string;
+  step: number | string;
+}
+
 /** The enqueue side of the ledger: new rows and their creation history, and reads. */
 @Injectable()
 export class JobLedgerRepository {
+  private consecutiveIds: Promise<boolean> | undefined;
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /**
@@ -77,10 +84,9 @@ export class JobLedgerRepository {
   }
 
   private async insertRows(manager: EntityManager, jobs: ValidatedJob[]): Promise<JobEntity[]> {
-    // run_at is computed by the database so that it shares a clock with created_at.
-    const placeholders = jobs
-      .map(() => '(?, ?, ?, ?, ?, ?, ?, ?, NOW(3) + INTERVAL ? MICROSECOND)')
-      .join(', ');
+    // One database time for every row of the statement, read first so that the rows can be
+    // built here rather than read back; run_at shares the clock of created_at.
+    const createdAt = await databaseNow(manager);
     const parameters = jobs.flatMap((job) => [
       job.jobType,
       job.payloadJson,
@@ -90,30 +96,23 @@ export class JobLedgerRepository {
       job.backoff?.strategy ?? null,
       job.backoff?.delayMs ?? null,
       job.backoff?.jitter ?? null,
-      job.delayMs * 1000,
+      createdAt,
+      createdAt,
+      new Date(createdAt.getTime() + job.delayMs),
     ]);
 
     const result = await manager.query<InsertResult>(
       `INSERT INTO job_queue
          (job_type, payload, priority, idempotency_key, max_attempts, backoff_strategy,
-          backoff_delay_ms, backoff_jitter, run_at)
-       VALUES ${placeholders}`,
+          backoff_delay_ms, backoff_jitter, created_at, updated_at, run_at)
+       VALUES ${jobs.map(() => '(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').join(', ')}`,
       parameters,
     );
 
-    // One multi-row INSERT gets consecutive ids from its first one (auto_increment_increment 1).
     const firstId = Number(result.insertId);
-    const lastId = firstId + jobs.length - 1;
-
-    const rows = await manager.getRepository(JobEntity).find({
-      where: { id: Between(firstId, lastId) },
-      order: { id: 'ASC' },
-    });
-    if (rows.length !== jobs.length) {
-      throw new Error(
-        `expected ${jobs.length} consecutive ids from ${firstId}; is auto_increment_increment 1?`,
-      );
-    }
+    const rows = (await this.consecutiveIdsGuaranteed(manager))
+      ? jobs.map((job, index) => newRow(job, firstId + index, createdAt))
+      : await readBack(manager, firstId, jobs.length);
 
     // Plain VALUES, not INSERT … SELECT: the latter takes a table-wide auto-increment lock and
     // shared locks on job_queue, which deadlock with a concurrent enqueue.
@@ -124,6 +123,24 @@ export class JobLedgerRepository {
     );
 
     return rows;
+  }
+
+  /**
+   * Whether one multi-row INSERT always gets consecutive ids from its first one: true with
+   * InnoDB's "traditional" (0) or "consecutive" (1) auto-increment lock mode and a step of 1.
+   * Mode 2 ("interleaved", MySQL 8's default) may interleave concurrent inserts' ids, and then
+   * the rows are read back. Asked once per process.
+   */
+  private consecutiveIdsGuaranteed(manager: EntityManager): Promise<boolean> {
+    this.consecutiveIds ??= manager
+      .query<AutoIncrementSettings[]>(
+        'SELECT @@innodb_autoinc_lock_mode AS lockMode, @@auto_increment_increment AS step',
+      )
+      .then(([settings]) => Number(settings.lockMode) <= 1 && Number(settings.step) === 1);
+    // A failed look is asked again next time rather than remembered.
+    this.consecutiveIds.catch(() => (this.consecutiveIds = undefined));
+
+    return this.consecutiveIds;
   }
 
   async findById(id: number): Promise<JobEntity | null> {
@@ -140,6 +157,57 @@ export class JobLedgerRepository {
   get defaultManager(): EntityManager {
     return this.dataSource.manager;
   }
+}
+
+async function databaseNow(manager: EntityManager): Promise<Date> {
+  const [{ now }] = await manager.query<Array<{ now: Date }>>('SELECT NOW(3) AS now');
+
+  return now;
+}
+
+/** The row as the INSERT wrote it, with the columns the database would have defaulted. */
+function newRow(job: ValidatedJob, id: number, createdAt: Date): JobEntity {
+  return Object.assign(new JobEntity(), {
+    id,
+    jobType: job.jobType,
+    payload: job.payloadJson,
+    status: 'pending',
+    attemptCount: 0,
+    errorMessage: null,
+    createdAt,
+    updatedAt: createdAt,
+    priority: job.priority,
+    idempotencyKey: job.idempotencyKey,
+    maxAttempts: job.maxAttempts,
+    backoffStrategy: job.backoff?.strategy ?? null,
+    backoffDelayMs: job.backoff?.delayMs ?? null,
+    backoffJitter: job.backoff?.jitter ?? null,
+    runAt: new Date(createdAt.getTime() + job.delayMs),
+    dispatchedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    worker: null,
+    lastEventId: null,
+  } satisfies JobEntity);
+}
+
+async function readBack(
+  manager: EntityManager,
+  firstId: number,
+  count: number,
+): Promise<JobEntity[]> {
+  const lastId = firstId + count - 1;
+  const rows = await manager.getRepository(JobEntity).find({
+    where: { id: Between(firstId, lastId) },
+    order: { id: 'ASC' },
+  });
+  if (rows.length !== count) {
+    throw new Error(
+      `expected ${count} consecutive ids from ${firstId}; is auto_increment_increment 1?`,
+    );
+  }
+
+  return rows;
 }
 
 function missingRow(job: ValidatedJob): never {
