@@ -1,78 +1,26 @@
-import { INestApplication } from '@nestjs/common';
-
-import { QueueService } from '../src/modules/queue/queue.service';
 import { STALLED_MESSAGE } from '../src/modules/ledger/transition-rules';
-import { spawnRole, SpawnedRole, stopRole } from './support/spawned-process';
-import {
-  createTestEnvironment,
-  getService,
-  startApp,
-  TestEnvironment,
-  waitFor,
-} from './support/test-context';
-
-/** Short locks so that a killed worker's job is seen as stalled within seconds. */
-const FAST_STALL = { WORKER_LOCK_DURATION_MS: '1500', WORKER_STALLED_INTERVAL_MS: '500' };
+import { SpawnedRole } from './support/spawned-process';
+import { useLedgerWithSpawnedWorkers } from './support/spawned-workers';
+import { waitFor } from './support/test-context';
 
 describe('worker processes', () => {
-  let env: TestEnvironment;
-  let ledger: INestApplication;
-  let queue: QueueService;
-  const spawned: SpawnedRole[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('processes');
-    ledger = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
-    queue = getService(ledger, QueueService);
-  });
-
-  afterEach(async () => {
-    await Promise.all(spawned.splice(0).map((role) => stopRole(role)));
-  });
-
-  afterAll(async () => {
-    await ledger?.close();
-    await env?.cleanup();
-  });
-
-  const worker = (extra: Record<string, string> = {}): SpawnedRole => {
-    const role = spawnRole(
-      env.env({
-        ROLES: 'worker',
-        DIAGNOSTIC_JOBS: 'true',
-        WORKER_JOB_TYPES: 'diag_sleep',
-        ...FAST_STALL,
-        ...extra,
-      }),
-    );
-    spawned.push(role);
-
-    return role;
-  };
-
-  const status = (id: number, wanted: string) =>
-    waitFor(
-      `job ${id} to be ${wanted}`,
-      async () => {
-        const row = await queue.get(id);
-
-        return row?.status === wanted ? row : undefined;
-      },
-      30_000,
-    );
+  const fixture = useLedgerWithSpawnedWorkers('processes');
+  const worker = (variables: Record<string, string> = {}): SpawnedRole =>
+    fixture.worker({ WORKER_JOB_TYPES: 'diag_sleep', ...variables });
+  const status = (id: number, wanted: string) => fixture.status(id, wanted);
 
   it('runs a job again after its worker is killed with SIGKILL mid-job, and records both starts', async () => {
     const victim = worker({ WORKER_NAME: 'victim' });
-    const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 1 });
+    const job = await fixture.queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 1 });
     await status(job.id, 'processing');
 
     victim.child.kill('SIGKILL');
     expect((await victim.exited).signal).toBe('SIGKILL');
-    await queue.get(job.id).then((row) => expect(row?.worker).toBe('victim'));
+    await fixture.queue.get(job.id).then((row) => expect(row?.worker).toBe('victim'));
 
     // The second worker finds the abandoned job once its lock expires; make its run short.
-    await env.redis.hset(
-      `${env.prefix}:diag_sleep:job-${job.id}`,
+    await fixture.env.redis.hset(
+      `${fixture.env.prefix}:diag_sleep:job-${job.id}`,
       'data',
       JSON.stringify({ ms: 10 }),
     );
@@ -80,7 +28,7 @@ describe('worker processes', () => {
     const row = await status(job.id, 'completed');
 
     expect(row).toMatchObject({ attemptCount: 2, worker: 'rescuer', errorMessage: null });
-    const history = await queue.history(job.id);
+    const history = await fixture.queue.history(job.id);
     expect(history.map((t) => `${t.fromStatus}->${t.toStatus}#${t.attempt}`)).toEqual([
       'null->pending#0',
       'pending->processing#1',
@@ -95,14 +43,14 @@ describe('worker processes', () => {
 
   it('lets a running job finish on SIGTERM, takes no new one, then exits cleanly', async () => {
     const role = worker({ WORKER_NAME: 'graceful', SHUTDOWN_TIMEOUT_MS: '10000' });
-    const running = await queue.enqueue('diag_sleep', { ms: 1500 });
+    const running = await fixture.queue.enqueue('diag_sleep', { ms: 1500 });
     const started = await status(running.id, 'processing');
     expect(started.worker).toBe('graceful');
 
     role.child.kill('SIGTERM');
     // Due a second from now, when the worker has long since stopped taking jobs; a job due at
     // once could be taken in the instant before the process handles the signal.
-    const waiting = await queue.enqueue('diag_sleep', { ms: 10 }, { delayMs: 1000 });
+    const waiting = await fixture.queue.enqueue('diag_sleep', { ms: 10 }, { delayMs: 1000 });
     const exit = await role.exited;
 
     expect({ ...exit, output: exit.code === 0 ? '' : role.output() }).toEqual({
@@ -112,16 +60,17 @@ describe('worker processes', () => {
     });
     // Finished before the exit: Redis holds it completed, or the ledger already recorded that
     // and removed it from Redis (removal follows the commit, so read Redis first).
-    const completedKey = `${env.prefix}:diag_sleep:completed`;
-    const inCompletedSet = (await env.redis.zscore(completedKey, `job-${running.id}`)) !== null;
-    const recorded = (await queue.get(running.id))?.status === 'completed';
+    const completedKey = `${fixture.env.prefix}:diag_sleep:completed`;
+    const inCompletedSet =
+      (await fixture.env.redis.zscore(completedKey, `job-${running.id}`)) !== null;
+    const recorded = (await fixture.queue.get(running.id))?.status === 'completed';
     expect(inCompletedSet || recorded).toBe(true);
     await status(running.id, 'completed');
-    expect((await queue.get(waiting.id))?.status).toBe('pending');
+    expect((await fixture.queue.get(waiting.id))?.status).toBe('pending');
   });
 
   it('fails a job when its worker is killed more often than BullMQ allows', async () => {
-    const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 5 });
+    const job = await fixture.queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 5 });
     // BullMQ's own limit of one stall; quarantine raises it by default.
     const stallLimit = { WORKER_MAX_STALLED_COUNT: '1' };
 
@@ -130,7 +79,7 @@ describe('worker processes', () => {
       await waitFor(
         `start #${kill}`,
         async () => {
-          const row = await queue.get(job.id);
+          const row = await fixture.queue.get(job.id);
 
           return row?.status === 'processing' && row.attemptCount === kill;
         },
@@ -144,7 +93,7 @@ describe('worker processes', () => {
     const row = await status(job.id, 'failed');
 
     expect(row.errorMessage).toContain('stalled more than allowable limit');
-    const history = await queue.history(job.id);
+    const history = await fixture.queue.history(job.id);
     expect(history.filter((t) => t.toStatus === 'processing').length).toBe(row.attemptCount);
   });
 });
