@@ -122,5 +122,6 @@ function quarantineOptions(
     entry,
     childEnv: { ROLES: 'worker', WORKER_QUARANTINE_CHILD: 'true' },
     runTimeoutMs: config.workerQuarantineTimeoutMs,
+    processes: config.workerQuarantineProcesses,
   };
 }

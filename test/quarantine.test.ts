@@ -102,6 +102,23 @@ describe('quarantine of jobs that stalled before', () => {
     });
   });
 
+  describe('when several suspect jobs arrive at once', () => {
+    it('runs them side by side, one per quarantine process', async () => {
+      const role = worker('pool', { WORKER_QUARANTINE_PROCESSES: '2' });
+      const jobs = await Promise.all(
+        [0, 1].map(() => fixture.queue.enqueue('diag_sleep', { ms: 4000 }, { delayMs: 2000 })),
+      );
+      await Promise.all(jobs.map((job) => makeSuspect('diag_sleep', job.id)));
+
+      await waitFor('two quarantine processes at once', () =>
+        Promise.resolve(childrenOf(role.child.pid ?? 0).length === 2),
+      );
+      for (const job of jobs) {
+        expect(await status(job.id, 'completed')).toMatchObject({ attemptCount: 1 });
+      }
+    });
+  });
+
   describe('when the worker dies while a job runs in quarantine', () => {
     it('ends the quarantine process too, leaving no orphan', async () => {
       const role = worker('parent');

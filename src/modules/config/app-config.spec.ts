@@ -41,6 +41,7 @@ describe('loadAppConfig', () => {
       expect(loadAppConfig({})).toMatchObject<Partial<AppConfig>>({
         workerQuarantine: 'child',
         workerQuarantineTimeoutMs: 300_000,
+        workerQuarantineProcesses: 2,
         workerMaxStalledCount: undefined,
         workerQuarantineChild: false,
       });
@@ -175,6 +176,7 @@ describe('loadAppConfig', () => {
       ['WORKER_QUARANTINE', 'on'],
       ['WORKER_MAX_STALLED_COUNT', '2.5'],
       ['WORKER_QUARANTINE_TIMEOUT_MS', 'soon'],
+      ['WORKER_QUARANTINE_PROCESSES', '0'],
       ['REDIS_URL', 'not a url'],
       ['DATABASE_URL', 'mysql://db.internal:3306/'],
       ['DATABASE_URL', 'mysql://db.internal/ledger-queue'],
@@ -209,11 +211,13 @@ describe('loadAppConfig', () => {
         loadAppConfig({
           WORKER_QUARANTINE: 'off',
           WORKER_QUARANTINE_TIMEOUT_MS: '5000',
+          WORKER_QUARANTINE_PROCESSES: '4',
           WORKER_MAX_STALLED_COUNT: '0',
         }),
       ).toMatchObject<Partial<AppConfig>>({
         workerQuarantine: 'off',
         workerQuarantineTimeoutMs: 5000,
+        workerQuarantineProcesses: 4,
         workerMaxStalledCount: 0,
       });
     });

@@ -47,6 +47,8 @@ export interface AppConfig {
   workerQuarantine: 'child' | 'off';
   /** How long a quarantined job may run before its child process is killed. */
   workerQuarantineTimeoutMs: number;
+  /** How many quarantine child processes a worker may run at once, one job each. */
+  workerQuarantineProcesses: number;
   /** BullMQ's stall limit; `undefined`: 3 with quarantine, BullMQ's 1 without. */
   workerMaxStalledCount: number | undefined;
   /** Set by a worker for the child process it starts: run quarantined jobs, nothing else. */
@@ -113,6 +115,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
       1_000,
       86_400_000,
     ),
+    workerQuarantineProcesses: reader.integer('WORKER_QUARANTINE_PROCESSES', 2, 1, 32),
     workerMaxStalledCount: reader.integer('WORKER_MAX_STALLED_COUNT', undefined, 0, 1_000),
     workerQuarantineChild:
       reader.oneOf('WORKER_QUARANTINE_CHILD', 'false', ['true', 'false']) === 'true',

@@ -14,20 +14,27 @@ export interface QuarantinedJob extends Omit<QuarantineRunMessage, 'kind' | 'req
   stalledCount: number;
 }
 
+/** One child process and the jobs queued for it; a lane runs one job at a time. */
+interface Lane {
+  process: QuarantineProcess | undefined;
+  /** One job at a time: two jobs in one child would let a poison job take the other down. */
+  tail: Promise<unknown>;
+  /** Jobs handed to this lane that have not finished yet. */
+  pending: number;
+}
+
 /**
- * Runs suspect jobs (jobs whose worker died under them before) in one child process, one job at
- * a time, so that a job which kills its process kills only that child. The child is started
- * when a suspect job arrives and no child is running, ends after a minute without jobs, and is
- * killed at shutdown.
+ * Runs suspect jobs (jobs whose worker died under them before) in child processes, one job per
+ * child at a time, so that a job which kills its process kills only its child. A worker that
+ * dies takes all its running jobs with it, and they all come back suspect: several children
+ * (`processes`) let them run again side by side. A child is started when its lane gets a job
+ * and has none running, the children end after a minute without jobs, and are killed at
+ * shutdown.
  */
 @Injectable()
 export class QuarantineRunner implements OnApplicationShutdown {
   private readonly logger = new Logger(QuarantineRunner.name);
-  private process: QuarantineProcess | undefined;
-  /** One job at a time: two jobs in one child would let a poison job take the other down. */
-  private lane: Promise<unknown> = Promise.resolve();
-  /** Jobs handed to `run` that have not finished yet. */
-  private pending = 0;
+  private lanes: Lane[] = [];
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -42,10 +49,11 @@ export class QuarantineRunner implements OnApplicationShutdown {
    * If the child ends or hangs first, rejects with an error that says so.
    */
   run(job: QuarantinedJob): Promise<unknown> {
-    this.pending += 1;
     clearTimeout(this.idleTimer);
-    const turn = this.lane.then(() => this.runNow(job)).finally(() => this.jobFinished());
-    this.lane = turn.catch(() => undefined);
+    const lane = this.leastBusyLane();
+    lane.pending += 1;
+    const turn = lane.tail.then(() => this.runNow(lane, job)).finally(() => this.jobFinished(lane));
+    lane.tail = turn.catch(() => undefined);
 
     return turn;
   }
@@ -54,29 +62,43 @@ export class QuarantineRunner implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     this.closed = true;
     clearTimeout(this.idleTimer);
-    this.process?.kill();
+    this.lanes.forEach((lane) => lane.process?.kill());
   }
 
-  /** A child that sits idle holds a whole application's memory: let it go after a while. */
-  private jobFinished(): void {
-    this.pending -= 1;
-    if (this.pending > 0 || this.closed) {
+  private leastBusyLane(): Lane {
+    if (this.lanes.length === 0) {
+      this.lanes = Array.from({ length: this.settings().processes }, () => ({
+        process: undefined,
+        tail: Promise.resolve(),
+        pending: 0,
+      }));
+    }
+
+    return this.lanes.reduce((best, lane) => (lane.pending < best.pending ? lane : best));
+  }
+
+  /** Idle children hold a whole application's memory each: let them go after a while. */
+  private jobFinished(lane: Lane): void {
+    lane.pending -= 1;
+    if (this.lanes.some((other) => other.pending > 0) || this.closed) {
       return;
     }
 
     this.idleTimer = setTimeout(() => {
-      if (this.pending === 0 && this.process?.alive) {
-        this.logger.log({ message: 'quarantine process idle; ending it', pid: this.process.pid });
-        this.process.retire();
+      for (const idle of this.lanes.filter((other) => other.pending === 0)) {
+        if (idle.process?.alive) {
+          this.logger.log({ message: 'quarantine process idle; ending it', pid: idle.process.pid });
+          idle.process.retire();
+        }
       }
     }, QUARANTINE_IDLE_TIMEOUT_MS).unref();
   }
 
-  private async runNow(job: QuarantinedJob): Promise<unknown> {
+  private async runNow(lane: Lane, job: QuarantinedJob): Promise<unknown> {
     const settings = this.settings();
     const { stalledCount, ...request } = job;
     try {
-      const child = await this.readyProcess(settings);
+      const child = await this.readyProcess(lane, settings);
       const outcome = await child.run(request, settings.runTimeoutMs);
       if (!outcome.completed) {
         throw restoreError(outcome.error);
@@ -100,16 +122,16 @@ export class QuarantineRunner implements OnApplicationShutdown {
     }
   }
 
-  private async readyProcess(settings: QuarantineOptions): Promise<QuarantineProcess> {
+  private async readyProcess(lane: Lane, settings: QuarantineOptions): Promise<QuarantineProcess> {
     if (this.closed) {
       throw new Error('the worker is shutting down');
     }
 
-    if (!this.process?.alive) {
-      this.process = await this.startProcess(settings);
+    if (!lane.process?.alive) {
+      lane.process = await this.startProcess(settings);
     }
 
-    return this.process;
+    return lane.process;
   }
 
   private async startProcess(settings: QuarantineOptions): Promise<QuarantineProcess> {

@@ -14,6 +14,8 @@ export interface QuarantineOptions {
   childEnv: Record<string, string>;
   /** A quarantined job that runs longer has its process killed, and the attempt fails. */
   runTimeoutMs: number;
+  /** Child processes at most, each running one job at a time. */
+  processes: number;
 }
 
 export interface WorkerModuleOptions {
