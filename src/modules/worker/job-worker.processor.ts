@@ -32,6 +32,12 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   private readonly logger = new Logger(JobWorkerProcessor.name);
   private readonly workers: Worker[] = [];
   private readonly shutdown = new AbortController();
+  /**
+   * One signal per running job, aborted with the others when a shutdown abandons them. Handing
+   * every job the one shutdown signal would let a handler that forgets to remove its listener
+   * slow down every later job (adding a listener walks the ones already there).
+   */
+  private readonly jobSignals = new Set<AbortController>();
   private readonly running = new Set<Promise<unknown>>();
 
   constructor(
@@ -77,6 +83,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         jobs: this.running.size,
       });
       this.shutdown.abort();
+      this.jobSignals.forEach((controller) => controller.abort());
     }
 
     // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
@@ -123,6 +130,8 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       maxAttempts: job.opts.attempts ?? 1,
     };
     this.logger.debug({ message: 'job started', ...fields });
+    const jobSignal = new AbortController();
+    this.jobSignals.add(jobSignal);
 
     try {
       const result = await this.invokeHandler(job, {
@@ -130,7 +139,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         jobType,
         attempt: fields.attempt,
         maxAttempts: fields.maxAttempts,
-        signal: this.shutdown.signal,
+        signal: jobSignal.signal,
       });
       this.logger.log({ message: 'job completed', ...fields, durationMs: elapsed(started) });
 
@@ -143,6 +152,8 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       }
 
       throw boundedError(error, job.data, this.options.redactErrors);
+    } finally {
+      this.jobSignals.delete(jobSignal);
     }
   }
 
