@@ -113,6 +113,55 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
   });
 });
 
+describe('when the ledger reads a retried job only after it failed again', () => {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('late');
+  });
+
+  afterAll(async () => {
+    for (const app of apps.reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  it("records each failed attempt with its own error, not BullMQ's latest", async () => {
+    // No ledger yet: BullMQ's failedReason holds only the last failure when the ledger reads.
+    const producer = await startApp(env, {
+      roles: ['api', 'worker'],
+      config: { diagnosticJobs: true },
+    });
+    apps.push(producer);
+    const queue = getService(producer, QueueService);
+    const job = await queue.enqueue(
+      'diag_fail',
+      { times: 2 },
+      { attempts: 3, backoff: { strategy: 'fixed', delayMs: 20 } },
+    );
+    await waitFor('Redis to complete the job', async () => {
+      const score = await env.redis.zscore(`${env.prefix}:diag_fail:completed`, `job-${job.id}`);
+
+      return score !== null;
+    });
+
+    apps.push(await startApp(env, { roles: ['ledger'], config: { diagnosticJobs: true } }));
+    await waitFor('the ledger to record the completion', async () => {
+      return (await queue.get(job.id))?.status === 'completed';
+    });
+
+    const retries = (await queue.history(job.id)).filter(
+      (t) => t.fromStatus === 'processing' && t.toStatus === 'pending',
+    );
+    expect(retries.map((t) => [t.attempt, t.errorMessage])).toEqual([
+      [1, 'diagnostic failure on attempt 1'],
+      [2, 'diagnostic failure on attempt 2'],
+    ]);
+  });
+});
+
 describe('when the epoch marker goes missing but Redis kept its events', () => {
   let env: TestEnvironment;
   const apps: INestApplication[] = [];

@@ -13,7 +13,7 @@ import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 import { isTerminal } from '../../entities/job-status';
 import { JobDispatcher } from '../queue/job-dispatcher.service';
-import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
+import { ATTEMPT_ERRORS_FIELD, fromBullJobId, toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
@@ -321,16 +321,23 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     const pipeline = this.redis.pipeline();
     for (const { queue, jobId } of wanted) {
-      pipeline.hmget(this.registry.jobKey(queue, jobId), 'pb', 'failedReason');
+      pipeline.hmget(
+        this.registry.jobKey(queue, jobId),
+        'pb',
+        'failedReason',
+        ATTEMPT_ERRORS_FIELD,
+      );
     }
     const results = wanted.length > 0 ? ((await pipeline.exec()) ?? []) : [];
 
     const facts = new Map<string, JobFacts>();
     wanted.forEach(({ jobId }, index) => {
-      const [processedBy, failedReason] = (results[index]?.[1] as Array<string | null>) ?? [];
+      const [processedBy, failedReason, attemptErrors] =
+        (results[index]?.[1] as Array<string | null>) ?? [];
       facts.set(jobId, {
         processedBy: processedBy ?? undefined,
         failedReason: failedReason ?? undefined,
+        attemptErrors: parseAttemptErrors(attemptErrors),
       });
     });
 
@@ -565,6 +572,23 @@ function needsFacts(event: QueueEvent): boolean {
     event.event === 'delayed' ||
     (event.event === 'waiting' && event.fields.prev === 'active')
   );
+}
+
+/** The worker's record of each attempt's error; anything unreadable counts as absent. */
+function parseAttemptErrors(raw: string | null | undefined): Record<string, string> | undefined {
+  if (!raw) {
+    return undefined;
+  }
+
+  try {
+    const parsed: unknown = JSON.parse(raw);
+
+    return parsed !== null && typeof parsed === 'object'
+      ? (parsed as Record<string, string>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function advance(read: StreamRead): StreamPosition {

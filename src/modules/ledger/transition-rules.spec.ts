@@ -224,6 +224,22 @@ describe('applyEvent', () => {
       });
     });
 
+    it("prefers the attempt's own error, kept by the worker, over BullMQ's latest reason", () => {
+      const row = processingRow({ attemptCount: 2 });
+
+      const outcome = applyEvent(
+        row,
+        queueEvent(streamId(40), 'delayed', { delay: String(T0 + 5_000) }),
+        {
+          failedReason: 'timeout on attempt 3',
+          attemptErrors: { '1': 'refused on attempt 1', '2': 'reset on attempt 2' },
+        },
+      );
+
+      expect(outcome.transition?.errorMessage).toBe('reset on attempt 2');
+      expect(row.errorMessage).toBe('reset on attempt 2');
+    });
+
     it('keeps the previous run time when the delay field is not a timestamp', () => {
       const row = processingRow({ runAt: new Date(T0 - 1000) });
 

@@ -21,6 +21,8 @@ export interface LedgerRowState {
 export interface JobFacts {
   processedBy?: string;
   failedReason?: string;
+  /** Each failed attempt's error by attempt number, as the worker kept it. */
+  attemptErrors?: Record<string, string>;
 }
 
 export interface TransitionRecord {
@@ -87,7 +89,12 @@ function dispatchEvent(
       return markDispatched(row, at);
     case 'waiting':
       return event.fields.prev === 'active'
-        ? returnToPending(row, event, at, followedByStall ? stallReason() : retryReason(facts))
+        ? returnToPending(
+            row,
+            event,
+            at,
+            followedByStall ? stallReason() : retryReason(facts, row.attemptCount),
+          )
         : markDispatched(row, at);
     case 'delayed':
       return onDelayed(row, event, facts, at);
@@ -130,7 +137,7 @@ function onDelayed(
   if (row.status === 'processing') {
     row.runAt = runAt;
 
-    return returnToPending(row, event, at, retryReason(facts));
+    return returnToPending(row, event, at, retryReason(facts, row.attemptCount));
   }
 
   markDispatched(row, at);
@@ -230,8 +237,15 @@ function transition(
   };
 }
 
-function retryReason(facts: JobFacts): PendingReason {
-  return { errorMessage: facts.failedReason ?? null, note: 'attempt failed; will retry' };
+/**
+ * The failed attempt's own error where the worker kept it; otherwise BullMQ's latest failure
+ * reason, which is this attempt's unless the job failed again before the ledger read it.
+ */
+function retryReason(facts: JobFacts, attempt: number): PendingReason {
+  const kept: unknown = facts.attemptErrors?.[String(attempt)];
+  const errorMessage = typeof kept === 'string' ? kept : (facts.failedReason ?? null);
+
+  return { errorMessage, note: 'attempt failed; will retry' };
 }
 
 function stallReason(): PendingReason {

@@ -32,3 +32,9 @@ export function fromBullJobId(bullJobId: string): number | undefined {
 export function toBullPriority(priority: number): number {
   return MAX_PRIORITY + 1 - priority;
 }
+
+/**
+ * The job-hash field where workers keep each failed attempt's error, by attempt number (JSON),
+ * for the ledger: BullMQ's own `failedReason` holds only the latest.
+ */
+export const ATTEMPT_ERRORS_FIELD = 'lqe';

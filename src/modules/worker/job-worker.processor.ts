@@ -8,6 +8,7 @@ import {
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 
 import { fromBullJobId } from '../queue/queue.constants';
+import { AttemptErrorLog } from './attempt-error-log';
 import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
 import { JobContext } from './job-context.interface';
@@ -39,12 +40,15 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
    */
   private readonly jobSignals = new Set<AbortController>();
   private readonly running = new Set<Promise<unknown>>();
+  private readonly attemptErrors: AttemptErrorLog;
 
   constructor(
     @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
     private readonly handlers: HandlerRegistry,
     private readonly quarantine: QuarantineRunner,
-  ) {}
+  ) {
+    this.attemptErrors = new AttemptErrorLog(options.redisUrl);
+  }
 
   get jobTypes(): string[] {
     return jobTypesToRun(this.options);
@@ -88,6 +92,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
     // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
     await withDeadline(Promise.all(this.workers.map((worker) => worker.close(true))));
+    this.attemptErrors.close();
   }
 
   private startWorker(jobType: string): Worker {
@@ -151,7 +156,9 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         return new Promise<never>(() => undefined);
       }
 
-      throw boundedError(error, job.data, this.options.redactErrors);
+      const bounded = boundedError(error, job.data, this.options.redactErrors);
+      await this.recordAttemptError(job, bounded);
+      throw bounded;
     } finally {
       this.jobSignals.delete(jobSignal);
     }
@@ -189,6 +196,20 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     return (
       this.options.maxStalledCount ?? (this.options.quarantine ? QUARANTINE_MAX_STALLED_COUNT : 1)
     );
+  }
+
+  /** Best effort: without it the ledger falls back to BullMQ's latest failure reason. */
+  private async recordAttemptError(job: Job, error: Error): Promise<void> {
+    try {
+      await this.attemptErrors.record(job, error.message);
+    } catch (failure) {
+      this.logger.warn({
+        message: "could not keep the attempt's error for the ledger",
+        jobType: job.name,
+        jobId: fromBullJobId(job.id ?? ''),
+        error: failure instanceof Error ? failure.message : String(failure),
+      });
+    }
   }
 
   private logFailure(jobType: string, job: Job | undefined, error: Error): void {
