@@ -1,39 +1,19 @@
-import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
 import { epochMarkerKey } from '../src/modules/ledger/ledger.constants';
 import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
 import { QueueService } from '../src/modules/queue/queue.service';
-import {
-  createTestEnvironment,
-  getService,
-  startApp,
-  TestEnvironment,
-  waitFor,
-} from './support/test-context';
+import { getService, useTestEnvironment, waitFor } from './support/test-context';
 
 describe('when the event stream is trimmed past the ledger cursor', () => {
-  let env: TestEnvironment;
-  const apps: INestApplication[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('trimmed');
-  });
-
-  afterAll(async () => {
-    for (const app of apps.reverse()) {
-      await app.close();
-    }
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('trimmed');
 
   it('repairs every row from the jobs in Redis and records each repair with its evidence', async () => {
     // No ledger role yet: the stream grows past its (small) maximum length unread.
-    const producer = await startApp(env, {
+    const producer = await shared.start({
       roles: ['api', 'worker'],
       config: { diagnosticJobs: true, eventsMaxLen: 1000, workerConcurrency: 20 },
     });
-    apps.push(producer);
     const queue = getService(producer, QueueService);
 
     const jobs = [];
@@ -46,27 +26,26 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
     await waitFor(
       'Redis to finish every job',
       async () => {
-        const done = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
-        const failed = await env.redis.zcard(`${env.prefix}:diag_fail:failed`);
+        const done = await shared.env.redis.zcard(`${shared.env.prefix}:diag_noop:completed`);
+        const failed = await shared.env.redis.zcard(`${shared.env.prefix}:diag_fail:failed`);
 
         return done === jobs.length && failed === 1;
       },
       30_000,
     );
-    const streamInfo = (await env.redis.call(
+    const streamInfo = (await shared.env.redis.call(
       'XINFO',
       'STREAM',
-      `${env.prefix}:diag_noop:events`,
+      `${shared.env.prefix}:diag_noop:events`,
     )) as unknown[];
     const entriesAdded = Number(streamInfo[streamInfo.indexOf('entries-added') + 1]);
     const length = Number(streamInfo[streamInfo.indexOf('length') + 1]);
     expect(entriesAdded - length).toBeGreaterThan(0);
 
-    const ledger = await startApp(env, {
+    const ledger = await shared.start({
       roles: ['ledger'],
       config: { diagnosticJobs: true, eventsMaxLen: 1000 },
     });
-    apps.push(ledger);
     const dataSource = ledger.get(DataSource);
 
     await waitFor(
@@ -106,7 +85,7 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
     expect(terminal).toEqual([]);
 
     await waitFor('finished jobs to leave Redis', async () => {
-      const left = await env.redis.zcard(`${env.prefix}:diag_noop:completed`);
+      const left = await shared.env.redis.zcard(`${shared.env.prefix}:diag_noop:completed`);
 
       return left === 0;
     });
@@ -114,27 +93,14 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
 });
 
 describe('when the ledger reads a retried job only after it failed again', () => {
-  let env: TestEnvironment;
-  const apps: INestApplication[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('late');
-  });
-
-  afterAll(async () => {
-    for (const app of apps.reverse()) {
-      await app.close();
-    }
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('late');
 
   it("records each failed attempt with its own error, not BullMQ's latest", async () => {
     // No ledger yet: BullMQ's failedReason holds only the last failure when the ledger reads.
-    const producer = await startApp(env, {
+    const producer = await shared.start({
       roles: ['api', 'worker'],
       config: { diagnosticJobs: true },
     });
-    apps.push(producer);
     const queue = getService(producer, QueueService);
     const job = await queue.enqueue(
       'diag_fail',
@@ -142,12 +108,15 @@ describe('when the ledger reads a retried job only after it failed again', () =>
       { attempts: 3, backoff: { strategy: 'fixed', delayMs: 20 } },
     );
     await waitFor('Redis to complete the job', async () => {
-      const score = await env.redis.zscore(`${env.prefix}:diag_fail:completed`, `job-${job.id}`);
+      const score = await shared.env.redis.zscore(
+        `${shared.env.prefix}:diag_fail:completed`,
+        `job-${job.id}`,
+      );
 
       return score !== null;
     });
 
-    apps.push(await startApp(env, { roles: ['ledger'], config: { diagnosticJobs: true } }));
+    await shared.start({ roles: ['ledger'], config: { diagnosticJobs: true } });
     await waitFor('the ledger to record the completion', async () => {
       return (await queue.get(job.id))?.status === 'completed';
     });
@@ -163,23 +132,10 @@ describe('when the ledger reads a retried job only after it failed again', () =>
 });
 
 describe('when the epoch marker goes missing but Redis kept its events', () => {
-  let env: TestEnvironment;
-  const apps: INestApplication[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('marker');
-  });
-
-  afterAll(async () => {
-    for (const app of apps.reverse()) {
-      await app.close();
-    }
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('marker');
 
   it('restores the marker and records every transition from the events, repairing nothing', async () => {
-    const api = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
-    apps.push(api);
+    const api = await shared.start({ roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
     const queue = getService(api, QueueService);
     const dataSource = api.get(DataSource);
     const jobs = await queue.enqueueMany(
@@ -191,9 +147,9 @@ describe('when the epoch marker goes missing but Redis kept its events', () => {
       return rows.every((row) => row?.dispatchedAt);
     });
 
-    const markerKey = epochMarkerKey(env.prefix, 'diag_noop');
-    await env.redis.del(markerKey);
-    apps.push(await startApp(env, { roles: ['worker'], config: { diagnosticJobs: true } }));
+    const markerKey = epochMarkerKey(shared.env.prefix, 'diag_noop');
+    await shared.env.redis.del(markerKey);
+    await shared.start({ roles: ['worker'], config: { diagnosticJobs: true } });
 
     await waitFor('every job to be recorded completed', async () => {
       const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
@@ -202,9 +158,9 @@ describe('when the epoch marker goes missing but Redis kept its events', () => {
     });
     const [{ epoch }] = (await dataSource.query(
       'SELECT epoch FROM ledger_cursor WHERE stream_key = ?',
-      [`${env.prefix}:diag_noop:events`],
+      [`${shared.env.prefix}:diag_noop:events`],
     )) as Array<{ epoch: string }>;
-    expect(await env.redis.get(markerKey)).toBe(epoch);
+    expect(await shared.env.redis.get(markerKey)).toBe(epoch);
 
     const bySource = (await dataSource.query(
       `SELECT source, to_status, COUNT(*) AS n FROM job_queue_history
@@ -220,35 +176,31 @@ describe('when the epoch marker goes missing but Redis kept its events', () => {
 });
 
 describe('when the projector stopped between its commit and its clean-up', () => {
-  let env: TestEnvironment;
-  let app: INestApplication;
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('sweep');
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('sweep');
 
   it('sweeps recorded finished jobs out of Redis and leaves unrecorded ones alone', async () => {
-    app = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    const app = await shared.start({ roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
     const dataSource = app.get(DataSource);
-    const completedKey = `${env.prefix}:diag_noop:completed`;
+    const completedKey = `${shared.env.prefix}:diag_noop:completed`;
     await dataSource.query(
       `INSERT INTO job_queue (job_type, payload, status) VALUES ('diag_noop', '{}', 'completed')`,
     );
     const recordedId = await lastId(dataSource);
-    await env.redis.zadd(completedKey, 1, `job-${recordedId}`, 2, 'job-999999');
-    await env.redis.hset(`${env.prefix}:diag_noop:job-${recordedId}`, 'name', 'diag_noop');
+    await shared.env.redis.zadd(completedKey, 1, `job-${recordedId}`, 2, 'job-999999');
+    await shared.env.redis.hset(
+      `${shared.env.prefix}:diag_noop:job-${recordedId}`,
+      'name',
+      'diag_noop',
+    );
 
     const { LedgerDispatcher } = await import('../src/modules/ledger/ledger-dispatcher.service');
     const removed = await getService(app, LedgerDispatcher).sweepFinishedJobs();
 
     expect(removed).toBe(1);
-    expect(await env.redis.zrange(completedKey, 0, -1)).toEqual(['job-999999']);
-    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${recordedId}`)).toBe(0);
+    expect(await shared.env.redis.zrange(completedKey, 0, -1)).toEqual(['job-999999']);
+    expect(await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${recordedId}`)).toBe(
+      0,
+    );
   });
 });
 

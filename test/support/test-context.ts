@@ -77,6 +77,43 @@ export async function startApp(
   return app;
 }
 
+export type StartOptions = Parameters<typeof startApp>[1];
+
+/** One environment for a describe block, and the applications started in it, closed after it. */
+export interface SharedEnvironment {
+  readonly env: TestEnvironment;
+  start(options: StartOptions): Promise<INestApplication>;
+}
+
+/** Registers the block's hooks: the environment is made before its tests and removed after. */
+export function useTestEnvironment(name: string): SharedEnvironment {
+  let env: TestEnvironment;
+  const apps: INestApplication[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment(name);
+  });
+
+  afterAll(async () => {
+    for (const app of apps.splice(0).reverse()) {
+      await app.close();
+    }
+    await env?.cleanup();
+  });
+
+  return {
+    get env() {
+      return env;
+    },
+    async start(options) {
+      const app = await startApp(env, options);
+      apps.push(app);
+
+      return app;
+    },
+  };
+}
+
 export function getService<T>(app: INestApplication, type: Type<T>): T {
   return app.get(type, { strict: false });
 }
