@@ -1,17 +1,10 @@
-import { INestApplication } from '@nestjs/common';
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
 import { RedisUnavailableError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobHandler } from '../src/modules/worker/job-handler.decorator';
-import {
-  createTestEnvironment,
-  getService,
-  startApp,
-  TestEnvironment,
-  waitFor,
-} from './support/test-context';
+import { getService, startApp, useTestEnvironment, waitFor } from './support/test-context';
 
 async function allFinished(queue: QueueService, ids: number[]): Promise<boolean> {
   for (const id of ids) {
@@ -25,26 +18,13 @@ async function allFinished(queue: QueueService, ids: number[]): Promise<boolean>
 }
 
 describe('priority order over a backlog', () => {
-  let env: TestEnvironment;
-  const apps: INestApplication[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('priority');
-  });
-
-  afterAll(async () => {
-    for (const app of apps.reverse()) {
-      await app.close();
-    }
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('priority');
 
   it('runs a larger priority first and equal priorities in order of arrival, retries included', async () => {
-    const producer = await startApp(env, {
+    const producer = await shared.start({
       roles: ['api', 'ledger'],
       config: { diagnosticJobs: true },
     });
-    apps.push(producer);
     const queue = getService(producer, QueueService);
 
     const priorities = [0, 5, 3, 5, 9, 0, 3, 9, 5, 1, 7, 0, 2, 5, 9, 4, 4, 1, 8, 6];
@@ -55,11 +35,10 @@ describe('priority order over a backlog', () => {
     // A job of priority 5 that fails once: its retry rejoins the priority-5 jobs at the back.
     const flaky = await queue.enqueue('diag_fail', { times: 1 }, { priority: 5, attempts: 2 });
 
-    const worker = await startApp(env, {
+    await shared.start({
       roles: ['worker'],
       config: { diagnosticJobs: true, workerConcurrency: 1, workerJobTypes: ['diag_noop'] },
     });
-    apps.push(worker);
     const ids = enqueued.map((job) => job.id);
     await waitFor('the backlog to finish', () => allFinished(queue, ids));
 
@@ -77,20 +56,10 @@ describe('priority order over a backlog', () => {
 });
 
 describe('equal priorities with a retried job', () => {
-  let env: TestEnvironment;
-  let app: INestApplication;
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('retryorder');
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('retryorder');
 
   it('puts a retried job behind the jobs of its priority that were already waiting', async () => {
-    app = await startApp(env, { roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
+    const app = await shared.start({ roles: ['api', 'ledger'], config: { diagnosticJobs: true } });
     const queue = getService(app, QueueService);
 
     const flaky = await queue.enqueue('diag_fail', { times: 1 }, { priority: 5, attempts: 2 });
@@ -100,7 +69,7 @@ describe('equal priorities with a retried job', () => {
     }
     const lower = await queue.enqueue('diag_fail', { times: 0 }, { priority: 4 });
 
-    const worker = await startApp(env, {
+    const worker = await startApp(shared.env, {
       roles: ['worker'],
       config: { diagnosticJobs: true, workerConcurrency: 1, workerJobTypes: ['diag_fail'] },
     });
@@ -123,23 +92,11 @@ describe('equal priorities with a retried job', () => {
 });
 
 describe('dispatch after Redis refused the first send', () => {
-  let env: TestEnvironment;
-  const apps: INestApplication[] = [];
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('refused');
-  });
-
-  afterAll(async () => {
-    for (const app of apps.reverse()) {
-      await app.close();
-    }
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('refused');
 
   it('commits the row, then the ledger dispatcher sends it once Redis can take it', async () => {
     // The API's Redis is unreachable; the ledger and the worker use the real one.
-    const api = await startApp(env, {
+    const api = await shared.start({
       roles: ['api'],
       config: {
         diagnosticJobs: true,
@@ -148,19 +105,17 @@ describe('dispatch after Redis refused the first send', () => {
         dispatchTimeoutMs: 100,
       },
     });
-    apps.push(api);
     const queue = getService(api, QueueService);
 
     const job = await queue.enqueue('diag_noop', { refused: true });
     const committed = await queue.get(job.id);
     expect(committed).toMatchObject({ status: 'pending', dispatchedAt: null });
-    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`)).toBe(0);
+    expect(await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${job.id}`)).toBe(0);
 
-    const backend = await startApp(env, {
+    await shared.start({
       roles: ['ledger', 'worker'],
       config: { diagnosticJobs: true, dispatchGraceMs: 300 },
     });
-    apps.push(backend);
 
     const row = await waitFor('the refused job to complete', async () => {
       const current = await queue.get(job.id);
@@ -186,25 +141,17 @@ class DuplicateNoopHandler {
 class DuplicateHandlerModule {}
 
 describe('handler discovery at boot', () => {
-  let env: TestEnvironment;
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('handlers');
-  });
-
-  afterAll(async () => {
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('handlers');
 
   it('refuses to boot a worker when a job type has no handler, naming the type', async () => {
     await expect(
-      startApp(env, { roles: ['worker'], jobTypes: [{ name: 'orphan_type' }] }),
+      startApp(shared.env, { roles: ['worker'], jobTypes: [{ name: 'orphan_type' }] }),
     ).rejects.toThrow('job type "orphan_type" has no @JobHandler');
   });
 
   it('refuses to boot a worker when a job type has two handlers, naming both', async () => {
     await expect(
-      startApp(env, {
+      startApp(shared.env, {
         roles: ['worker'],
         config: { diagnosticJobs: true },
         imports: [DuplicateHandlerModule],
@@ -214,20 +161,10 @@ describe('handler discovery at boot', () => {
 });
 
 describe('when Redis is down and the API is configured to refuse', () => {
-  let env: TestEnvironment;
-  let api: INestApplication | undefined;
-
-  beforeAll(async () => {
-    env = await createTestEnvironment('refuse');
-  });
-
-  afterAll(async () => {
-    await api?.close();
-    await env?.cleanup();
-  });
+  const shared = useTestEnvironment('refuse');
 
   it('refuses the job with RedisUnavailableError, quickly, and writes nothing', async () => {
-    api = await startApp(env, {
+    const api = await shared.start({
       roles: ['api'],
       config: {
         diagnosticJobs: true,

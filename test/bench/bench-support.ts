@@ -1,4 +1,4 @@
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -228,28 +228,6 @@ export async function watchDrain(
 
 function streamIdMs(id: string): number {
   return Number(id.split('-')[0]);
-}
-
-/** A child process of the benchmark, with its output kept for error messages. */
-export interface BenchChild {
-  child: ChildProcess;
-  output: () => string;
-}
-
-export function spawnScript(
-  script: string,
-  env: Record<string, string>,
-  nodeArgs: string[] = [],
-): BenchChild {
-  const child = spawn(process.execPath, [...nodeArgs, script], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-
-  return { child, output: () => output };
 }
 
 /** The peak resident set of a live process in MiB (Linux only; `undefined` elsewhere). */

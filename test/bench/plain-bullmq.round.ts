@@ -4,7 +4,6 @@ import { Queue } from 'bullmq';
 import Redis from 'ioredis';
 
 import {
-  BenchChild,
   BenchOptions,
   BULK_CHUNK,
   drainDeadlineMs,
@@ -20,7 +19,6 @@ import {
   redisTimeMs,
   RoundResult,
   runConcurrently,
-  spawnScript,
   stopChild,
   watchDrain,
   waitForWorkers,
@@ -30,6 +28,7 @@ import {
   WorkerCpuMeter,
   writeProfileWindow,
 } from './bench-support';
+import { spawnScript, SpawnedScript } from '../support/spawned-process';
 
 const QUEUE = 'plain_noop';
 const WORKER_SCRIPT = join(__dirname, 'plain-worker.js');
@@ -45,7 +44,7 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
     streams: { events: { maxLen: 100_000 } },
   });
   const redis = new Redis(options.redisUrl);
-  const children: BenchChild[] = [];
+  const children: SpawnedScript[] = [];
   try {
     const paced = options.rate !== undefined;
     const enqueued = paced ? {} : await enqueuePlain(queue, options);
@@ -131,7 +130,7 @@ async function enqueuePlain(
   return { bulkEnqueue, singleEnqueue };
 }
 
-function spawnPlainWorkers(options: BenchOptions, prefix: string): BenchChild[] {
+function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript[] {
   return Array.from({ length: options.workers }, () =>
     spawnScript(
       WORKER_SCRIPT,

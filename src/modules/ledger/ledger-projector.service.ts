@@ -310,28 +310,33 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
   /** Redis facts that events leave out: who ran an attempt, and why a retried attempt failed. */
   private async readFacts(reads: StreamRead[]): Promise<Map<string, JobFacts>> {
-    const wanted: Array<{ queue: string; jobId: string }> = [];
+    // One read per job, however many of its events the batch holds; the attempts' errors only
+    // for jobs that were retried in it.
+    const wanted = new Map<string, { queue: string; retried: boolean }>();
     for (const read of reads) {
       for (const event of read.events) {
         if (event.jobId && needsFacts(event)) {
-          wanted.push({ queue: read.position.queue, jobId: event.jobId });
+          const entry = wanted.get(event.jobId) ?? { queue: read.position.queue, retried: false };
+          entry.retried ||= event.event !== 'active';
+          wanted.set(event.jobId, entry);
         }
       }
     }
+    if (wanted.size === 0) {
+      return new Map();
+    }
 
     const pipeline = this.redis.pipeline();
-    for (const { queue, jobId } of wanted) {
-      pipeline.hmget(
-        this.registry.jobKey(queue, jobId),
-        'pb',
-        'failedReason',
-        ATTEMPT_ERRORS_FIELD,
-      );
+    for (const [jobId, { queue, retried }] of wanted) {
+      const fields = retried
+        ? ['pb', 'failedReason', ATTEMPT_ERRORS_FIELD]
+        : ['pb', 'failedReason'];
+      pipeline.hmget(this.registry.jobKey(queue, jobId), ...fields);
     }
-    const results = wanted.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    const results = (await pipeline.exec()) ?? [];
 
     const facts = new Map<string, JobFacts>();
-    wanted.forEach(({ jobId }, index) => {
+    [...wanted.keys()].forEach((jobId, index) => {
       const [processedBy, failedReason, attemptErrors] =
         (results[index]?.[1] as Array<string | null>) ?? [];
       facts.set(jobId, {
