@@ -1,39 +1,24 @@
 import { getQueueToken } from '@nestjs/bullmq';
-import { INestApplication } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { DataSource } from 'typeorm';
 
 import { JobEntity } from '../src/entities';
 import { QueueService } from '../src/modules/queue/queue.service';
-import {
-  createTestEnvironment,
-  getService,
-  startApp,
-  TestEnvironment,
-  waitFor,
-} from './support/test-context';
+import { getService, useTestApp, waitFor } from './support/test-context';
 
 const ALL_ROLES = ['api', 'worker', 'ledger'] as const;
 
 describe('the core path: enqueue → BullMQ → worker → ledger', () => {
-  let env: TestEnvironment;
-  let app: INestApplication;
+  const shared = useTestApp('core', {
+    roles: [...ALL_ROLES],
+    config: { diagnosticJobs: true, workerConcurrency: 5 },
+  });
   let queue: QueueService;
   let dataSource: DataSource;
 
-  beforeAll(async () => {
-    env = await createTestEnvironment('core');
-    app = await startApp(env, {
-      roles: [...ALL_ROLES],
-      config: { diagnosticJobs: true, workerConcurrency: 5 },
-    });
-    queue = getService(app, QueueService);
-    dataSource = app.get(DataSource);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await env?.cleanup();
+  beforeAll(() => {
+    queue = getService(shared.app, QueueService);
+    dataSource = shared.app.get(DataSource);
   });
 
   const finished = (id: number) =>
@@ -148,7 +133,7 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     await finished(job.id);
 
     await waitFor('the finished job to leave Redis', async () => {
-      const exists = await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`);
+      const exists = await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${job.id}`);
 
       return exists === 0;
     });
@@ -164,7 +149,9 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
       { manager: queryRunner.manager },
     );
 
-    const inRedisBeforeCommit = await env.redis.exists(`${env.prefix}:diag_noop:job-${job.id}`);
+    const inRedisBeforeCommit = await shared.env.redis.exists(
+      `${shared.env.prefix}:diag_noop:job-${job.id}`,
+    );
     const visibleOutside = await dataSource.getRepository(JobEntity).findOneBy({ id: job.id });
     await queryRunner.commitTransaction();
     await queryRunner.release();
@@ -189,7 +176,9 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
 
     expect(rolledBackId).toBeGreaterThan(0);
     expect(await countRows(dataSource)).toBe(before);
-    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${rolledBackId}`)).toBe(0);
+    expect(
+      await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${rolledBackId}`),
+    ).toBe(0);
   });
 
   it('drops a job enqueued inside a savepoint that rolls back, and keeps its sibling', async () => {
@@ -208,7 +197,9 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
 
     expect((await finished(keptId)).status).toBe('completed');
     expect(await queue.get(droppedId)).toBeNull();
-    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${droppedId}`)).toBe(0);
+    expect(await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${droppedId}`)).toBe(
+      0,
+    );
   });
 
   it('enqueues a batch atomically and runs every job', async () => {
@@ -226,7 +217,7 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
   });
 
   it("exposes each job type's BullMQ queue for @InjectQueue, sharing the configured prefix", async () => {
-    const bullQueue = app.get<Queue>(getQueueToken('diag_noop'));
+    const bullQueue = shared.app.get<Queue>(getQueueToken('diag_noop'));
     const job = await queue.enqueue('diag_noop', {}, { delayMs: 60_000 });
 
     expect(bullQueue.name).toBe('diag_noop');

@@ -1,34 +1,19 @@
-import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
 import { QueueService } from '../src/modules/queue/queue.service';
-import {
-  createTestEnvironment,
-  getService,
-  startApp,
-  TestEnvironment,
-  waitFor,
-} from './support/test-context';
+import { getService, useTestApp, waitFor } from './support/test-context';
 
 describe('idempotent enqueue', () => {
-  let env: TestEnvironment;
-  let app: INestApplication;
+  const shared = useTestApp('idempotency', {
+    roles: ['api', 'worker', 'ledger'],
+    config: { diagnosticJobs: true },
+  });
   let queue: QueueService;
   let dataSource: DataSource;
 
-  beforeAll(async () => {
-    env = await createTestEnvironment('idempotency');
-    app = await startApp(env, {
-      roles: ['api', 'worker', 'ledger'],
-      config: { diagnosticJobs: true },
-    });
-    queue = getService(app, QueueService);
-    dataSource = app.get(DataSource);
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await env?.cleanup();
+  beforeAll(() => {
+    queue = getService(shared.app, QueueService);
+    dataSource = shared.app.get(DataSource);
   });
 
   const rowsWithKey = async (key: string): Promise<number> => {
@@ -53,7 +38,9 @@ describe('idempotent enqueue', () => {
     const first = await queue.enqueue('diag_noop', { n: 1 }, { idempotencyKey: 'order-42' });
     await waitFor('the first job to complete and leave Redis', async () => {
       const row = await queue.get(first.id);
-      const inRedis = await env.redis.exists(`${env.prefix}:diag_noop:job-${first.id}`);
+      const inRedis = await shared.env.redis.exists(
+        `${shared.env.prefix}:diag_noop:job-${first.id}`,
+      );
 
       return row?.status === 'completed' && inRedis === 0;
     });
@@ -64,7 +51,7 @@ describe('idempotent enqueue', () => {
     expect(again.status).toBe('completed');
     expect(JSON.parse(again.payload)).toEqual({ n: 1 });
     expect(await rowsWithKey('order-42')).toBe(1);
-    expect(await env.redis.exists(`${env.prefix}:diag_noop:job-${first.id}`)).toBe(0);
+    expect(await shared.env.redis.exists(`${shared.env.prefix}:diag_noop:job-${first.id}`)).toBe(0);
     expect(await executions(first.id)).toBe(1);
   });
 

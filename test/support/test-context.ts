@@ -114,6 +114,28 @@ export function useTestEnvironment(name: string): SharedEnvironment {
   };
 }
 
+/** One environment and one application for a describe block, both removed after it. */
+export function useTestApp(
+  name: string,
+  options: StartOptions,
+): { readonly env: TestEnvironment; readonly app: INestApplication } {
+  const shared = useTestEnvironment(name);
+  let app: INestApplication;
+
+  beforeAll(async () => {
+    app = await shared.start(options);
+  });
+
+  return {
+    get env() {
+      return shared.env;
+    },
+    get app() {
+      return app;
+    },
+  };
+}
+
 export function getService<T>(app: INestApplication, type: Type<T>): T {
   return app.get(type, { strict: false });
 }
