@@ -3,7 +3,12 @@ import { DataSource } from 'typeorm';
 import { epochMarkerKey } from '../src/modules/ledger/ledger.constants';
 import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
 import { QueueService } from '../src/modules/queue/queue.service';
-import { getService, useTestEnvironment, waitFor } from './support/test-context';
+import {
+  getService,
+  useTestEnvironment,
+  waitFor,
+  waitForLedgerToReadEvents,
+} from './support/test-context';
 
 describe('when the event stream is trimmed past the ledger cursor', () => {
   const shared = useTestEnvironment('trimmed');
@@ -141,11 +146,7 @@ describe('when the epoch marker goes missing but Redis kept its events', () => {
     const jobs = await queue.enqueueMany(
       Array.from({ length: 30 }, () => ({ jobType: 'diag_noop', payload: {} })),
     );
-    await waitFor('the ledger to read the first events', async () => {
-      const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
-
-      return rows.every((row) => row?.dispatchedAt);
-    });
+    await waitForLedgerToReadEvents(api, shared.env, 'diag_noop');
 
     const markerKey = epochMarkerKey(shared.env.prefix, 'diag_noop');
     await shared.env.redis.del(markerKey);

@@ -1,6 +1,7 @@
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { DISPATCH_SCAN_LIMIT } from '../src/modules/ledger/ledger.constants';
 import { RedisUnavailableError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobHandler } from '../src/modules/worker/job-handler.decorator';
@@ -139,6 +140,51 @@ class DuplicateNoopHandler {
 
 @Module({ providers: [DuplicateNoopHandler] })
 class DuplicateHandlerModule {}
+
+describe('jobs waiting in Redis past the dispatch grace period', () => {
+  const shared = useTestEnvironment('waiting');
+
+  it('are confirmed page by page with their added time, and a row that never reached Redis behind them is sent', async () => {
+    // More waiting jobs than one page of the dispatcher's scan, and no worker to start them.
+    const config = { diagnosticJobs: true, dispatchGraceMs: 300 };
+    const api = await shared.start({ roles: ['api'], config });
+    const queue = getService(api, QueueService);
+    const waiting = await queue.enqueueMany(
+      Array.from({ length: DISPATCH_SCAN_LIMIT + 100 }, (_, i) => ({
+        jobType: 'diag_noop',
+        payload: { i },
+      })),
+    );
+
+    // The last row is committed while its producer cannot reach Redis.
+    const refusing = await shared.start({
+      roles: ['api'],
+      config: { ...config, redisUrl: 'redis://127.0.0.1:1', dispatchTimeoutMs: 100 },
+    });
+    const unsent = await getService(refusing, QueueService).enqueue('diag_noop', { last: true });
+
+    const ledger = await shared.start({ roles: ['ledger'], config });
+    const dataSource = ledger.get(DataSource);
+    await waitFor('every waiting row to be confirmed in Redis', async () => {
+      const [{ open }] = await dataSource.query<Array<{ open: string }>>(
+        `SELECT COUNT(*) AS open FROM job_queue WHERE dispatched_at IS NULL`,
+      );
+
+      return Number(open) === 0;
+    });
+
+    const jobKey = (id: number) => `${shared.env.prefix}:diag_noop:job-${id}`;
+    expect(await shared.env.redis.exists(jobKey(unsent.id))).toBe(1);
+    for (const job of [waiting[0], waiting[waiting.length - 1]]) {
+      const addedAt = Number(await shared.env.redis.hget(jobKey(job.id), 'timestamp'));
+      expect((await queue.get(job.id))?.dispatchedAt?.getTime()).toBe(addedAt);
+    }
+    const [{ pending }] = await dataSource.query<Array<{ pending: string }>>(
+      `SELECT COUNT(*) AS pending FROM job_queue WHERE status = 'pending'`,
+    );
+    expect(Number(pending)).toBe(waiting.length + 1);
+  });
+});
 
 describe('handler discovery at boot', () => {
   const shared = useTestEnvironment('handlers');

@@ -4,6 +4,7 @@ import { INestApplication, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
+import { DataSource } from 'typeorm';
 
 import { AppModule, AppModuleOptions } from '../../src/app.module';
 import { AppConfig, loadAppConfig, Role } from '../../src/modules/config/app-config';
@@ -165,6 +166,31 @@ export async function waitFor<T>(
   throw new Error(
     `timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`,
   );
+}
+
+/**
+ * Waits until the ledger's cursor for `jobType` has passed every event its stream held when
+ * called: the projector has read them all (it writes nothing for events that only say a job
+ * reached Redis, so the rows alone cannot show it).
+ */
+export async function waitForLedgerToReadEvents(
+  app: INestApplication,
+  env: TestEnvironment,
+  jobType: string,
+): Promise<void> {
+  const streamKey = `${env.prefix}:${jobType}:events`;
+  const info = (await env.redis.xinfo('STREAM', streamKey)) as unknown[];
+  const entriesAdded = Number(info[info.indexOf('entries-added') + 1]);
+  const dataSource = app.get(DataSource, { strict: false });
+
+  await waitFor(`the ledger to read the ${entriesAdded} events of ${jobType}`, async () => {
+    const [cursor] = await dataSource.query<Array<{ entries_read: string | number }>>(
+      'SELECT entries_read FROM ledger_cursor WHERE stream_key = ?',
+      [streamKey],
+    );
+
+    return cursor !== undefined && Number(cursor.entries_read) >= entriesAdded;
+  });
 }
 
 async function deleteKeys(redis: Redis, pattern: string): Promise<void> {

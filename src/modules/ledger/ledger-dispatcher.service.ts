@@ -9,7 +9,11 @@ import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
 import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
 import { FinishedJobsCleaner } from './finished-jobs.cleaner';
-import { DISPATCH_SCAN_LIMIT, LEDGER_MODULE_OPTIONS } from './ledger.constants';
+import {
+  DISPATCH_PAGES_PER_RUN,
+  DISPATCH_SCAN_LIMIT,
+  LEDGER_MODULE_OPTIONS,
+} from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 
 /**
@@ -52,26 +56,64 @@ export class LedgerDispatcher implements OnApplicationShutdown {
   }
 
   /**
-   * Sends every pending row older than the grace period that Redis does not hold. Returns how
-   * many were sent.
+   * Sends every pending row older than the grace period that Redis does not hold, and records
+   * `dispatched_at` for the ones it does hold (the projector no longer writes it when a job is
+   * added, so jobs that wait long are confirmed here). Works through the rows page by page, up
+   * to `DISPATCH_PAGES_PER_RUN` pages. Returns how many were sent.
    */
   async dispatchUndispatched(): Promise<number> {
+    let sent = 0;
+
+    for (let page = 0; page < DISPATCH_PAGES_PER_RUN; page++) {
+      const result = await this.dispatchPage();
+      sent += result.sent;
+      if (result.scanned < DISPATCH_SCAN_LIMIT || result.confirmed + result.sent === 0) {
+        break;
+      }
+    }
+
+    return sent;
+  }
+
+  private async dispatchPage(): Promise<{ scanned: number; confirmed: number; sent: number }> {
+    // In the index's order (status, dispatched_at, created_at, id), so the scan stops at LIMIT.
     const candidates = await this.dataSource.query<
       Array<{ id: string | number; job_type: string }>
     >(
       `SELECT id, job_type FROM job_queue
        WHERE status = 'pending' AND dispatched_at IS NULL
          AND created_at < NOW(3) - INTERVAL ? MICROSECOND
-       ORDER BY id LIMIT ?`,
+       ORDER BY created_at, id LIMIT ?`,
       [this.registry.options.dispatchGraceMs * 1000, DISPATCH_SCAN_LIMIT],
     );
     if (candidates.length === 0) {
-      return 0;
+      return { scanned: 0, confirmed: 0, sent: 0 };
     }
 
-    const missing = await this.missingFromRedis(
+    const { held, missing } = await this.findInRedis(
       candidates.map((row) => ({ id: Number(row.id), jobType: row.job_type })),
     );
+    await this.recordDispatched(held);
+    const sent = await this.sendMissing(missing);
+
+    return { scanned: candidates.length, confirmed: held.size, sent };
+  }
+
+  private async recordDispatched(held: Map<number, Date>): Promise<void> {
+    if (held.size === 0) {
+      return;
+    }
+
+    const ids = [...held.keys()];
+    const cases = ids.map(() => 'WHEN ? THEN ?').join(' ');
+    await this.dataSource.query(
+      `UPDATE job_queue SET dispatched_at = CASE id ${cases} END
+       WHERE id IN (${ids.map(() => '?').join(', ')}) AND dispatched_at IS NULL`,
+      [...ids.flatMap((id) => [id, held.get(id)]), ...ids],
+    );
+  }
+
+  private async sendMissing(missing: number[]): Promise<number> {
     if (missing.length === 0) {
       return 0;
     }
@@ -123,13 +165,31 @@ export class LedgerDispatcher implements OnApplicationShutdown {
     return removed;
   }
 
-  private async missingFromRedis(rows: Array<{ id: number; jobType: string }>): Promise<number[]> {
+  /** Which rows' jobs Redis holds (with the time each was added) and which it does not. */
+  private async findInRedis(
+    rows: Array<{ id: number; jobType: string }>,
+  ): Promise<{ held: Map<number, Date>; missing: number[] }> {
     const pipeline = this.redis.pipeline();
     for (const row of rows) {
-      pipeline.exists(this.registry.jobKey(row.jobType, toBullJobId(row.id)));
+      // Every BullMQ job hash has a name; `timestamp` is when the job was added.
+      pipeline.hmget(this.registry.jobKey(row.jobType, toBullJobId(row.id)), 'name', 'timestamp');
     }
     const results = (await pipeline.exec()) ?? [];
 
-    return rows.filter((_, index) => results[index]?.[1] === 0).map((row) => row.id);
+    const held = new Map<number, Date>();
+    const missing: number[] = [];
+    rows.forEach((row, index) => {
+      const [name, timestamp] = (results[index]?.[1] as Array<string | null> | undefined) ?? [];
+      if (name === null || name === undefined) {
+        missing.push(row.id);
+
+        return;
+      }
+
+      const millis = Number(timestamp);
+      held.set(row.id, Number.isFinite(millis) && millis > 0 ? new Date(millis) : new Date());
+    });
+
+    return { held, missing };
   }
 }

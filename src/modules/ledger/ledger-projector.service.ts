@@ -32,7 +32,13 @@ import { LedgerReconciler, ReconcileReport } from './ledger-reconciler';
 import { LedgerRepairer } from './ledger-repairer';
 import { QueueEvent } from './queue-event';
 import { STREAM_START } from './stream-id';
-import { applyEvent, JobFacts, LedgerRowState, TransitionRecord } from './transition-rules';
+import {
+  applyEvent,
+  canChangeRow,
+  JobFacts,
+  LedgerRowState,
+  TransitionRecord,
+} from './transition-rules';
 
 /** Counters for operators and the benchmark. */
 export interface ProjectorStats {
@@ -259,7 +265,9 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       reads.map((read) => read.position),
     );
 
-    const rowIds = [...new Set(reads.flatMap((read) => read.events.map(eventRowId)))];
+    const rowIds = [
+      ...new Set(reads.flatMap((read) => read.events.filter(canChangeRow).map(eventRowId))),
+    ];
     const rows = await this.writer.loadRows(
       manager,
       rowIds.filter((id): id is number => id !== undefined),
@@ -270,6 +278,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     for (const read of reads) {
       for (const event of read.events) {
+        if (!canChangeRow(event)) {
+          continue;
+        }
+
         const row = rows.get(eventRowId(event) ?? 0);
         if (!row) {
           this.stats.eventsWithoutRow += event.jobId ? 1 : 0;
@@ -328,20 +340,22 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     const pipeline = this.redis.pipeline();
     for (const [jobId, { queue, retried }] of wanted) {
-      const fields = retried
-        ? ['pb', 'failedReason', ATTEMPT_ERRORS_FIELD]
-        : ['pb', 'failedReason'];
+      const fields = ['pb', 'failedReason', 'timestamp'];
+      if (retried) {
+        fields.push(ATTEMPT_ERRORS_FIELD);
+      }
       pipeline.hmget(this.registry.jobKey(queue, jobId), ...fields);
     }
     const results = (await pipeline.exec()) ?? [];
 
     const facts = new Map<string, JobFacts>();
     [...wanted.keys()].forEach((jobId, index) => {
-      const [processedBy, failedReason, attemptErrors] =
+      const [processedBy, failedReason, timestamp, attemptErrors] =
         (results[index]?.[1] as Array<string | null>) ?? [];
       facts.set(jobId, {
         processedBy: processedBy ?? undefined,
         failedReason: failedReason ?? undefined,
+        addedAt: parseTimestamp(timestamp),
         attemptErrors: parseAttemptErrors(attemptErrors),
       });
     });
@@ -577,6 +591,12 @@ function needsFacts(event: QueueEvent): boolean {
     event.event === 'delayed' ||
     (event.event === 'waiting' && event.fields.prev === 'active')
   );
+}
+
+function parseTimestamp(raw: string | null | undefined): Date | undefined {
+  const millis = Number(raw);
+
+  return raw && Number.isFinite(millis) && millis > 0 ? new Date(millis) : undefined;
 }
 
 /** The worker's record of each attempt's error; anything unreadable counts as absent. */

@@ -18,6 +18,12 @@ export const LEADERSHIP_RETRY_MS = 2000;
 export const REPAIR_CHUNK_SIZE = 500;
 /** Most rows the ledger dispatcher (and the finished-job sweep) looks at per queue per run. */
 export const DISPATCH_SCAN_LIMIT = 500;
+/**
+ * Most pages of undispatched-looking rows the ledger dispatcher checks per run. Jobs waiting in
+ * Redis longer than the grace period look undispatched until checked once, and a run must get
+ * past a backlog of them to the rows that truly never reached Redis.
+ */
+export const DISPATCH_PAGES_PER_RUN = 20;
 
 export const LEDGER_MODULE_OPTIONS = Symbol('LEDGER_MODULE_OPTIONS');
 

@@ -4,6 +4,7 @@ import { RedisJobState } from './redis-job-state';
 import { compareStreamIds, streamIdTime } from './stream-id';
 import {
   applyEvent,
+  canChangeRow,
   JobFacts,
   LedgerRowState,
   STALLED_MESSAGE,
@@ -296,31 +297,40 @@ describe('applyEvent', () => {
     it.each([
       ['added', {}],
       ['waiting', {}],
-    ])('records dispatchedAt on %s without a transition', (name, fields) => {
+      ['waiting', { prev: 'prioritized' }],
+    ])('writes nothing on %s %j: the row is not even read for it', (name, fields) => {
+      const event = queueEvent(streamId(5), name, fields);
       const row = pendingRow();
+      const before = { ...row };
 
-      const outcome = applyEvent(row, queueEvent(streamId(5), name, fields), {});
+      const outcome = applyEvent(row, event, {});
 
-      expect(outcome).toEqual({ changed: true });
-      expect(row).toMatchObject({
-        status: 'pending',
-        dispatchedAt: new Date(T0 + 5),
-        lastEventId: streamId(5),
-      });
+      expect(canChangeRow(event)).toBe(false);
+      expect(outcome).toEqual({ changed: false });
+      expect(row).toEqual(before);
     });
 
-    it.each(['added', 'waiting'])(
-      'changes nothing on %s when the row was already dispatched',
-      (name) => {
-        const row = pendingRow({ dispatchedAt: new Date(T0), lastEventId: streamId(0) });
-        const before = { ...row };
+    it.each([
+      ['waiting', { prev: 'active' }],
+      ['delayed', {}],
+      ['active', {}],
+      ['completed', {}],
+      ['failed', {}],
+    ])('reads the row for %s %j', (name, fields) => {
+      expect(canChangeRow(queueEvent(streamId(5), name, fields))).toBe(true);
+    });
 
-        const outcome = applyEvent(row, queueEvent(streamId(5), name), {});
+    it.each(['progress', 'stalled', 'removed', 'drained', ''])('ignores %j events', (name) => {
+      expect(canChangeRow(queueEvent(streamId(5), name))).toBe(false);
+    });
 
-        expect(outcome).toEqual({ changed: false });
-        expect(row).toEqual(before);
-      },
-    );
+    it("fills dispatchedAt with the job's own added time when the job starts", () => {
+      const row = pendingRow();
+
+      applyEvent(row, queueEvent(streamId(20), 'active'), { addedAt: new Date(T0 + 3) });
+
+      expect(row.dispatchedAt).toEqual(new Date(T0 + 3));
+    });
 
     it('records the dispatch and the run time of a job delayed from the start', () => {
       const row = pendingRow();
@@ -328,15 +338,23 @@ describe('applyEvent', () => {
       const outcome = applyEvent(
         row,
         queueEvent(streamId(5), 'delayed', { delay: String(T0 + 60_000) }),
-        {},
+        { addedAt: new Date(T0 + 1) },
       );
 
       expect(outcome).toEqual({ changed: true });
       expect(row).toMatchObject({
         status: 'pending',
-        dispatchedAt: new Date(T0 + 5),
+        dispatchedAt: new Date(T0 + 1),
         runAt: new Date(T0 + 60_000),
       });
+    });
+
+    it('fills dispatchedAt when a job finishes without a recorded start', () => {
+      const row = pendingRow();
+
+      applyEvent(row, queueEvent(streamId(30), 'completed'), {});
+
+      expect(row).toMatchObject({ status: 'completed', dispatchedAt: new Date(T0 + 30) });
     });
   });
 
@@ -442,7 +460,10 @@ describe('applyEvent', () => {
     const life: Array<[QueueEvent, JobFacts]> = [
       [queueEvent(streamId(0), 'added', { name: 'email_dispatch' }), {}],
       [queueEvent(streamId(0, 1), 'waiting'), {}],
-      [queueEvent(streamId(10), 'active', { prev: 'waiting' }), { processedBy: 'worker-a' }],
+      [
+        queueEvent(streamId(10), 'active', { prev: 'waiting' }),
+        { processedBy: 'worker-a', addedAt: new Date(T0) },
+      ],
       [
         queueEvent(streamId(30), 'delayed', { delay: String(T0 + 230) }),
         { processedBy: 'worker-a', failedReason: 'timeout' },

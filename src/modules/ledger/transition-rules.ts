@@ -20,6 +20,8 @@ export interface LedgerRowState {
 /** What the event itself does not say, read from the job's hash in Redis. */
 export interface JobFacts {
   processedBy?: string;
+  /** When the job was added to Redis (BullMQ's `timestamp`, the producer's clock). */
+  addedAt?: Date;
   failedReason?: string;
   /** Each failed attempt's error by attempt number, as the worker kept it. */
   attemptErrors?: Record<string, string>;
@@ -48,6 +50,26 @@ export const STALLED_MESSAGE =
   'stalled: the worker stopped renewing the job lock (process killed or event loop blocked)';
 
 const UNCHANGED: EventOutcome = { changed: false };
+
+/**
+ * Whether an event can change a ledger row. `added` and a first `waiting` only say that the job
+ * reached Redis: recording that for every job cost an extra row version per job, about half of
+ * the ledger's database time, so `dispatched_at` is filled from the job's own timestamp when the
+ * row is next written (or by the ledger dispatcher for jobs that wait long), not from them.
+ */
+export function canChangeRow(event: QueueEvent): boolean {
+  switch (event.event) {
+    case 'waiting':
+      return event.fields.prev === 'active';
+    case 'delayed':
+    case 'active':
+    case 'completed':
+    case 'failed':
+      return true;
+    default:
+      return false;
+  }
+}
 
 /**
  * Applies one queue event to a row, in place. Events the row has already seen are ignored, and
@@ -85,8 +107,6 @@ function dispatchEvent(
   followedByStall: boolean,
 ): EventOutcome {
   switch (event.event) {
-    case 'added':
-      return markDispatched(row, at);
     case 'waiting':
       return event.fields.prev === 'active'
         ? returnToPending(
@@ -95,7 +115,7 @@ function dispatchEvent(
             at,
             followedByStall ? stallReason() : retryReason(facts, row.attemptCount),
           )
-        : markDispatched(row, at);
+        : UNCHANGED;
     case 'delayed':
       return onDelayed(row, event, facts, at);
     case 'active':
@@ -115,16 +135,6 @@ function dispatchEvent(
   }
 }
 
-function markDispatched(row: LedgerRowState, at: Date): EventOutcome {
-  if (row.dispatchedAt !== null) {
-    return UNCHANGED;
-  }
-
-  row.dispatchedAt = at;
-
-  return { changed: true };
-}
-
 function onDelayed(
   row: LedgerRowState,
   event: QueueEvent,
@@ -140,7 +150,7 @@ function onDelayed(
     return returnToPending(row, event, at, retryReason(facts, row.attemptCount));
   }
 
-  markDispatched(row, at);
+  row.dispatchedAt ??= facts.addedAt ?? at;
   row.runAt = runAt;
 
   return { changed: true };
@@ -151,7 +161,7 @@ function onActive(row: LedgerRowState, event: QueueEvent, facts: JobFacts, at: D
     return UNCHANGED;
   }
 
-  row.dispatchedAt ??= at;
+  row.dispatchedAt ??= facts.addedAt ?? at;
   row.attemptCount += 1;
   row.startedAt = at;
   row.finishedAt = null;
@@ -204,6 +214,7 @@ function finish(
 ): EventOutcome {
   const from = row.status;
   row.status = to;
+  row.dispatchedAt ??= at;
   row.finishedAt = at;
   row.errorMessage = errorMessage;
 
