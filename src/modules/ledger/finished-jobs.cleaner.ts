@@ -9,7 +9,10 @@ const REMOVE_FINISHED_SCRIPT = `
 local removed = 0
 for index = 2, #ARGV do
   local jobId = ARGV[index]
-  local finished = redis.call('ZREM', KEYS[1], jobId) + redis.call('ZREM', KEYS[2], jobId)
+  local finished = redis.call('ZREM', KEYS[1], jobId)
+  if finished == 0 then
+    finished = redis.call('ZREM', KEYS[2], jobId)
+  end
   if finished > 0 then
     redis.call('DEL', ARGV[1] .. jobId, ARGV[1] .. jobId .. ':logs')
     removed = removed + 1
