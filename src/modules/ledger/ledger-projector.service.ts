@@ -13,11 +13,12 @@ import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 import { isTerminal } from '../../entities/job-status';
 import { JobDispatcher } from '../queue/job-dispatcher.service';
-import { ATTEMPT_ERRORS_FIELD, fromBullJobId, toBullJobId } from '../queue/queue.constants';
+import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
 import { FinishedJobsCleaner } from './finished-jobs.cleaner';
+import { JobFactsReader } from './job-facts.reader';
 import { LedgerBatchWriter } from './ledger-batch.writer';
 import {
   epochMarkerKey,
@@ -70,6 +71,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private readonly reader: EventStreamReader;
   private readonly writer = new LedgerBatchWriter();
   private readonly cleaner: FinishedJobsCleaner;
+  private readonly factsReader: JobFactsReader;
   private readonly repairer: LedgerRepairer;
   private readonly reconciler: LedgerReconciler;
   private reconcileDueAt = 0;
@@ -102,6 +104,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     this.lockName = projectorLockName(String(dataSource.options.database), registry.options.prefix);
     this.reader = new EventStreamReader(this.redis, this.blocking);
     this.cleaner = new FinishedJobsCleaner(this.redis);
+    this.factsReader = new JobFactsReader(this.redis);
     this.repairer = new LedgerRepairer(dataSource, this.redis, registry, this.writer, this.cleaner);
     this.reconciler = new LedgerReconciler(
       dataSource,
@@ -338,29 +341,15 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       return new Map();
     }
 
-    const pipeline = this.redis.pipeline();
-    for (const [jobId, { queue, retried }] of wanted) {
-      const fields = ['pb', 'failedReason', 'timestamp'];
-      if (retried) {
-        fields.push(ATTEMPT_ERRORS_FIELD);
-      }
-      pipeline.hmget(this.registry.jobKey(queue, jobId), ...fields);
-    }
-    const results = (await pipeline.exec()) ?? [];
+    const jobs = [...wanted];
+    const read = await this.factsReader.read(
+      jobs.map(([jobId, { queue, retried }]) => ({
+        key: this.registry.jobKey(queue, jobId),
+        withAttemptErrors: retried,
+      })),
+    );
 
-    const facts = new Map<string, JobFacts>();
-    [...wanted.keys()].forEach((jobId, index) => {
-      const [processedBy, failedReason, timestamp, attemptErrors] =
-        (results[index]?.[1] as Array<string | null>) ?? [];
-      facts.set(jobId, {
-        processedBy: processedBy ?? undefined,
-        failedReason: failedReason ?? undefined,
-        addedAt: parseTimestamp(timestamp),
-        attemptErrors: parseAttemptErrors(attemptErrors),
-      });
-    });
-
-    return facts;
+    return new Map(jobs.map(([jobId], index) => [jobId, read[index]]));
   }
 
   /**
@@ -591,29 +580,6 @@ function needsFacts(event: QueueEvent): boolean {
     event.event === 'delayed' ||
     (event.event === 'waiting' && event.fields.prev === 'active')
   );
-}
-
-function parseTimestamp(raw: string | null | undefined): Date | undefined {
-  const millis = Number(raw);
-
-  return raw && Number.isFinite(millis) && millis > 0 ? new Date(millis) : undefined;
-}
-
-/** The worker's record of each attempt's error; anything unreadable counts as absent. */
-function parseAttemptErrors(raw: string | null | undefined): Record<string, string> | undefined {
-  if (!raw) {
-    return undefined;
-  }
-
-  try {
-    const parsed: unknown = JSON.parse(raw);
-
-    return parsed !== null && typeof parsed === 'object'
-      ? (parsed as Record<string, string>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function advance(read: StreamRead): StreamPosition {
