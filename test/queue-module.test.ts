@@ -64,4 +64,12 @@ describe('QueueModule.forRootAsync in a service of its own', () => {
       QueueModule.forRoot({ redisUrl: TEST_REDIS_URL, jobTypes: [{ name: 'Bad:Name' }] }),
     ).toThrow('Job type "Bad:Name": expected lower-case letters');
   });
+
+  it('refuses a catalogue whose prioritized flag is not a boolean, saying which type', () => {
+    const jobTypes = [{ name: 'event_forward', prioritized: 'no' as unknown as boolean }];
+
+    expect(() => QueueModule.forRoot({ redisUrl: TEST_REDIS_URL, jobTypes })).toThrow(
+      'Job type "event_forward": prioritized must be true or false, got no',
+    );
+  });
 });

@@ -3,7 +3,8 @@ import { cpus, release } from 'node:os';
 import Redis from 'ioredis';
 import { createConnection } from 'mysql2/promise';
 
-import { BenchOptions, RoundResult } from './bench-support';
+import { toBullPriority } from '../../src/modules/queue/queue.constants';
+import { BenchOptions, projectJobType, RoundResult } from './bench-support';
 
 export interface Machine {
   node: string;
@@ -116,10 +117,28 @@ export function header(options: BenchOptions, machine: Machine): string {
       `${options.workers} worker process(es) × concurrency ${options.concurrency}, ` +
       `${options.jobMs > 0 ? `handler waits ${options.jobMs} ms` : 'no-op handler'}, ` +
       `${options.rounds} round(s)`,
+    describeBullPath(options),
     'plain: Queue in the bench process, workers = spawned node processes with a bare BullMQ Worker',
     'project: QueueService in the bench process (roles api), spawned ledger and worker processes ' +
       '(node dist/src/main.js)',
   ].join('\n');
+}
+
+/** Which of BullMQ's two ways to queue a job both sides took, so that like meets like. */
+function describeBullPath(options: BenchOptions): string {
+  const project = `project ${projectJobType(options)}`;
+  if (options.priority === 0) {
+    return (
+      'BullMQ path (BENCH_PRIORITY=0): plain wait list, arrival order ' +
+      `(${project}; plain without priority)`
+    );
+  }
+
+  return (
+    `BullMQ path (BENCH_PRIORITY=${options.priority}): priority ` +
+    `(${project} with priority ${options.priority}; ` +
+    `plain with BullMQ priority ${toBullPriority(options.priority)})`
+  );
 }
 
 function describeLoad(options: BenchOptions): string {

@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 
+import { MAX_PRIORITY } from '../../src/modules/queue/queue.constants';
+
 /** What one invocation measures; every value comes from a `BENCH_*` variable. */
 export interface BenchOptions {
   jobs: number;
@@ -16,6 +18,12 @@ export interface BenchOptions {
   payloadBytes: number;
   /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
   jobMs: number;
+  /**
+   * 0: both sides take BullMQ's plain wait list (the project's arrival-order `_fifo` types, plain
+   * jobs without a priority). N: both take its priority path (the project's prioritized types with
+   * priority N, plain jobs with the BullMQ priority N maps to).
+   */
+  priority: number;
   /**
    * Jobs per second for the paced mode: workers and ledger run first, then `jobs` arrive at this
    * rate (no single-enqueue phase), and latencies are measured. Unset: enqueue all, then drain.
@@ -73,11 +81,31 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
     rounds: positive(env, 'BENCH_ROUNDS', 3),
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
     jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
+    priority: priorityOf(env),
     profileDir: env.BENCH_PROFILE_DIR || undefined,
     rate: env.BENCH_RATE ? positive(env, 'BENCH_RATE', 1000) : undefined,
     redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   };
+}
+
+function priorityOf(env: NodeJS.ProcessEnv): number {
+  const priority = nonNegative(env, 'BENCH_PRIORITY', 0);
+  if (priority > MAX_PRIORITY) {
+    throw new Error(`BENCH_PRIORITY=${priority}: expected an integer from 0 to ${MAX_PRIORITY}`);
+  }
+
+  return priority;
+}
+
+/**
+ * The diagnostic job type the project's side runs: no-op, or waiting `BENCH_JOB_MS`; in arrival
+ * order unless `BENCH_PRIORITY` asks for the priority path.
+ */
+export function projectJobType(options: BenchOptions): string {
+  const base = options.jobMs > 0 ? 'diag_sleep' : 'diag_noop';
+
+  return options.priority > 0 ? base : `${base}_fifo`;
 }
 
 function positive(env: NodeJS.ProcessEnv, key: string, fallback: number): number {

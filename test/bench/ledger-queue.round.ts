@@ -33,14 +33,11 @@ import {
   enqueuePaced,
   latencySummary,
   percentile,
+  projectJobType,
   RssSampler,
   WorkerCpuMeter,
 } from './bench-support';
 
-/** The diagnostic job type the round runs: no-op, or waiting `BENCH_JOB_MS`. */
-function jobTypeOf(options: BenchOptions): string {
-  return options.jobMs > 0 ? 'diag_sleep' : 'diag_noop';
-}
 const EXPECTED_PATH = 'null>pending,pending>processing,processing>completed';
 
 /**
@@ -128,13 +125,18 @@ async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string):
   throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
 }
 
+/** The type and priority of every job the project's side enqueues. */
+function projectJob(options: BenchOptions): { jobType: string; priority: number } {
+  return { jobType: projectJobType(options), priority: options.priority };
+}
+
 async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const jobType = jobTypeOf(options);
+  const { jobType, priority } = projectJob(options);
 
   let started = performance.now();
   await runConcurrently(options.singleJobs, options.inFlight, () =>
-    queue.enqueue(jobType, payload),
+    queue.enqueue(jobType, payload, { priority }),
   );
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
@@ -144,6 +146,7 @@ async function enqueueThroughLedger(queue: QueueService, options: BenchOptions):
     const chunk: EnqueueRequest[] = Array.from({ length: size }, () => ({
       jobType,
       payload,
+      priority,
     }));
     await queue.enqueueMany(chunk);
   }
@@ -165,10 +168,10 @@ async function enqueuePacedThroughLedger(
   options: BenchOptions,
 ): Promise<void> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const jobType = jobTypeOf(options);
+  const { jobType, priority } = projectJob(options);
 
   await enqueuePaced(options.jobs, options.rate!, (count) =>
-    queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload }))),
+    queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload, priority }))),
   );
 }
 
@@ -188,7 +191,7 @@ interface DrainContext {
 async function drainAndAudit(options: BenchOptions, context: DrainContext): Promise<RoundResult> {
   const { prefix, db, roles, ledger, enqueued } = context;
   const { total } = enqueued;
-  const jobType = jobTypeOf(options);
+  const jobType = projectJobType(options);
   const workers: SpawnedRole[] = [];
   if (enqueued.paced) {
     workers.push(...spawnWorkers(options, context));
@@ -278,7 +281,7 @@ function spawnWorkers(options: BenchOptions, context: DrainContext): SpawnedRole
   const workerEnv = {
     ...context.env,
     ROLES: 'worker',
-    WORKER_JOB_TYPES: jobTypeOf(options),
+    WORKER_JOB_TYPES: projectJobType(options),
     WORKER_CONCURRENCY: String(options.concurrency),
   };
   const nodeArgs = profileArgs(options, `${context.prefix}-worker`);

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 
-import { Queue } from 'bullmq';
+import { JobsOptions, Queue } from 'bullmq';
 import Redis from 'ioredis';
+
+import { toBullPriority } from '../../src/modules/queue/queue.constants';
 
 import {
   BenchOptions,
@@ -71,8 +73,11 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
       const redisBefore = totalCpuMs(redisPids);
       if (paced) {
         const payload = payloadOf(options.payloadBytes, options.jobMs);
+        const opts = plainJobOptions(options);
         await enqueuePaced(total, options.rate!, (count) =>
-          queue.addBulk(Array.from({ length: count }, () => ({ name: QUEUE, data: payload }))),
+          queue.addBulk(
+            Array.from({ length: count }, () => ({ name: QUEUE, data: payload, opts })),
+          ),
         );
       } else {
         children.push(...spawnPlainWorkers(options, prefix));
@@ -114,20 +119,31 @@ async function enqueuePlain(
   options: BenchOptions,
 ): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
+  const opts = plainJobOptions(options);
   await queue.waitUntilReady();
 
   let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, () => queue.add(QUEUE, payload));
+  await runConcurrently(options.singleJobs, options.inFlight, () =>
+    queue.add(QUEUE, payload, opts),
+  );
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
   started = performance.now();
   for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
     const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    await queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload })));
+    await queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload, opts })));
   }
   const bulkEnqueue = rate(options.jobs, performance.now() - started);
 
   return { bulkEnqueue, singleEnqueue };
+}
+
+/**
+ * BullMQ's defaults (its plain wait list) by default, like the project's arrival-order types;
+ * with `BENCH_PRIORITY` the priority the project would give BullMQ, so both take that path.
+ */
+function plainJobOptions(options: BenchOptions): JobsOptions | undefined {
+  return options.priority > 0 ? { priority: toBullPriority(options.priority) } : undefined;
 }
 
 function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript[] {

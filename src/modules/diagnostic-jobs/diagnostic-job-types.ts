@@ -9,4 +9,7 @@ export const DIAGNOSTIC_JOB_TYPES: JobTypeDefinition[] = [
   { name: 'diag_sleep' },
   { name: 'diag_fail', attempts: 3 },
   { name: 'diag_crash' },
+  // The same handlers in arrival order, to compare the two BullMQ paths.
+  { name: 'diag_noop_fifo', prioritized: false },
+  { name: 'diag_sleep_fifo', prioritized: false },
 ];

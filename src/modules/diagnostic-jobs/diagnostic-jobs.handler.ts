@@ -62,6 +62,11 @@ export class DiagnosticJobsHandler {
     return Promise.resolve(null);
   }
 
+  @JobHandler('diag_noop_fifo')
+  noopInArrivalOrder(payload: unknown, context: JobContext): Promise<null> {
+    return this.noop(payload, context);
+  }
+
   /** A poison job: kills its own worker process on every attempt. */
   @JobHandler('diag_crash')
   crash(_payload: unknown, context: JobContext): Promise<never> {
@@ -84,6 +89,11 @@ export class DiagnosticJobsHandler {
     this.record('done', context);
 
     return { sleptMs: ms };
+  }
+
+  @JobHandler('diag_sleep_fifo')
+  sleepInArrivalOrder(payload: SleepPayload, context: JobContext): Promise<{ sleptMs: number }> {
+    return this.sleep(payload, context);
   }
 
   @JobHandler('diag_fail')

@@ -13,6 +13,7 @@ const DEFINITIONS: JobTypeDefinition[] = [
     backoff: { strategy: 'fixed', delayMs: 500, jitter: 0.2 },
   },
   { name: 'data_migration' },
+  { name: 'event_forward', prioritized: false },
 ];
 
 const CATALOGUE: ReadonlyMap<string, JobTypeDefinition> = new Map(
@@ -123,7 +124,7 @@ describe('validateEnqueueRequest', () => {
       const error = expectRejected(
         () => validate({ jobType: 'email_dispach' }),
         'jobType',
-        'expected one of the declared job types (email_dispatch, report_generate, data_migration); did you mean "email_dispatch"?',
+        'expected one of the declared job types (email_dispatch, report_generate, data_migration, event_forward); did you mean "email_dispatch"?',
       );
 
       expect(error.message).toContain('got "email_dispach"');
@@ -141,7 +142,7 @@ describe('validateEnqueueRequest', () => {
       const error = expectRejected(
         () => validate({ jobType: 'send_sms' }),
         'jobType',
-        'expected one of the declared job types (email_dispatch, report_generate, data_migration)',
+        'expected one of the declared job types (email_dispatch, report_generate, data_migration, event_forward)',
       );
 
       expect(error.message).not.toContain('did you mean');
@@ -254,6 +255,48 @@ describe('validateEnqueueRequest', () => {
 
     it.each([0, MAX_PRIORITY])('accepts %p, the ends of the range', (priority) => {
       expect(validate({ priority }).priority).toBe(priority);
+    });
+  });
+
+  describe('when the job type runs in arrival order', () => {
+    const FIFO_RULE =
+      'expected 0 for job type "event_forward", which runs in arrival order (prioritized: false)';
+
+    it.each([undefined, null, 0])('accepts a priority of %p as 0', (priority) => {
+      expect(validate({ jobType: 'event_forward', priority: untyped(priority) }).priority).toBe(0);
+    });
+
+    it.each([1, 3, MAX_PRIORITY])(
+      'rejects priority %p, naming the type and the rule',
+      (priority) => {
+        const error = expectRejected(
+          () => validate({ jobType: 'event_forward', priority }),
+          'priority',
+          FIFO_RULE,
+        );
+
+        expect(error.message).toBe(`priority: ${FIFO_RULE}, got ${priority}`);
+      },
+    );
+
+    it('names the field under the path prefix of a batch', () => {
+      expectRejected(
+        () => validate({ jobType: 'event_forward', priority: 3 }, 'jobs[3].'),
+        'jobs[3].priority',
+        FIFO_RULE,
+      );
+    });
+
+    it('reports a priority outside the range by the range rule first', () => {
+      expectRejected(
+        () => validate({ jobType: 'event_forward', priority: -1 }),
+        'priority',
+        `expected an integer from 0 to ${MAX_PRIORITY}`,
+      );
+    });
+
+    it('takes any priority for a type that keeps the default', () => {
+      expect(validate({ jobType: 'data_migration', priority: 3 }).priority).toBe(3);
     });
   });
 

@@ -1,11 +1,14 @@
 import { BackoffStrategy } from '../../entities/job.entity';
-import { BackoffOptions, JobTypeDefinition } from './job-type.interface';
+import { BackoffOptions, isPrioritized, JobTypeDefinition } from './job-type.interface';
 import { MAX_ATTEMPTS, MAX_BACKOFF_DELAY_MS, MAX_DELAY_MS, MAX_PRIORITY } from './queue.constants';
 import { JobValidationError } from './queue.errors';
 
 /** Per-job options a producer may set; every one falls back to the job type's default. */
 export interface JobOptions {
-  /** 0 is the lowest, a larger number runs first; FIFO among equals. @defaultValue 0 */
+  /**
+   * 0 is the lowest, a larger number runs first; FIFO among equals. Must be 0 for a job type
+   * declared with `prioritized: false`. @defaultValue 0
+   */
   priority?: number;
   /** How many times the job is started at most. @defaultValue the job type's, else 1 */
   attempts?: number;
@@ -61,7 +64,7 @@ export function validateEnqueueRequest(
   return {
     jobType: definition.name,
     payloadJson: serialisePayload(request.payload, limits.payloadLimitBytes, field('payload')),
-    priority: integerInRange(request.priority, 0, MAX_PRIORITY, field('priority')) ?? 0,
+    priority: resolvePriority(request.priority, definition, field('priority')),
     maxAttempts:
       integerInRange(request.attempts, 1, MAX_ATTEMPTS, field('attempts')) ??
       definition.attempts ??
@@ -122,6 +125,19 @@ function serialisePayload(payload: unknown, limitBytes: number, field: string): 
   }
 
   return json;
+}
+
+function resolvePriority(value: unknown, definition: JobTypeDefinition, field: string): number {
+  const priority = integerInRange(value, 0, MAX_PRIORITY, field) ?? 0;
+  if (priority !== 0 && !isPrioritized(definition)) {
+    throw new JobValidationError(
+      field,
+      `expected 0 for job type "${definition.name}", which runs in arrival order (prioritized: false)`,
+      describe(priority),
+    );
+  }
+
+  return priority;
 }
 
 function integerInRange(

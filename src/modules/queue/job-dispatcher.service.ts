@@ -3,6 +3,7 @@ import { JobsOptions } from 'bullmq';
 import Redis from 'ioredis';
 
 import { JobEntity } from '../../entities';
+import { isPrioritized } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullJobId, toBullPriority } from './queue.constants';
 import { RedisUnavailableError } from './queue.errors';
@@ -23,6 +24,8 @@ export class JobDispatcher implements OnApplicationShutdown {
   private redisDownUntil = 0;
   private redisHealthyAt = 0;
   private healthClient: Redis | undefined;
+  /** Job types whose dropped priorities were already reported, to warn once per type. */
+  private readonly warnedPriorityDropped = new Set<string>();
 
   constructor(private readonly registry: QueueRegistry) {}
 
@@ -119,7 +122,7 @@ export class JobDispatcher implements OnApplicationShutdown {
       data: JSON.parse(row.payload) as unknown,
       opts: {
         jobId: toBullJobId(row.id),
-        priority: toBullPriority(row.priority),
+        ...this.priorityOption(row),
         attempts: remainingAttempts,
         backoff: row.backoffStrategy
           ? {
@@ -135,6 +138,32 @@ export class JobDispatcher implements OnApplicationShutdown {
         removeOnFail: false,
       },
     };
+  }
+
+  /**
+   * BullMQ's priority for a prioritised type; none at all for a type that runs in arrival order,
+   * so that the job goes to the plain wait list. A row of such a type that has a priority anyway
+   * (recorded before the type was switched) is still sent, in arrival order with the others:
+   * sent with its priority, it would wait behind every job of the wait list instead.
+   */
+  private priorityOption(row: JobEntity): Pick<JobsOptions, 'priority'> {
+    if (isPrioritized(this.registry.catalogue.get(row.jobType))) {
+      return { priority: toBullPriority(row.priority) };
+    }
+
+    if (row.priority !== 0 && !this.warnedPriorityDropped.has(row.jobType)) {
+      this.warnedPriorityDropped.add(row.jobType);
+      this.logger.warn({
+        message:
+          'jobs of this type are sent without their priority: it runs in arrival order ' +
+          '(logged once per type)',
+        jobType: row.jobType,
+        firstJobId: row.id,
+        priority: row.priority,
+      });
+    }
+
+    return {};
   }
 }
 

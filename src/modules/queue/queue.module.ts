@@ -113,6 +113,12 @@ function assertCatalogue(jobTypes: JobTypeDefinition[]): void {
       );
     }
 
+    if (definition.prioritized !== undefined && typeof definition.prioritized !== 'boolean') {
+      throw new Error(
+        `Job type "${definition.name}": prioritized must be true or false, got ${String(definition.prioritized)}`,
+      );
+    }
+
     seen.add(definition.name);
   }
 }

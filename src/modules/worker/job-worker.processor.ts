@@ -12,6 +12,7 @@ import { AttemptErrorLog } from './attempt-error-log';
 import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
 import { JobContext } from './job-context.interface';
+import { JobLog } from './job-log';
 import { jobTypesToRun } from './job-types-to-run';
 import { QuarantineRunner } from './quarantine-runner.service';
 import {
@@ -41,6 +42,8 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   private readonly jobSignals = new Set<AbortController>();
   private readonly running = new Set<Promise<unknown>>();
   private readonly attemptErrors: AttemptErrorLog;
+  /** Made at bootstrap: the application's log levels are not yet set when this is constructed. */
+  private jobLog: JobLog | undefined;
 
   constructor(
     @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
@@ -57,6 +60,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   onApplicationBootstrap(): void {
     this.assertKnownTypes();
     this.handlers.assertExactlyOneHandler(this.jobTypes);
+    this.jobLog = new JobLog(this.logger);
 
     for (const jobType of this.jobTypes) {
       this.workers.push(this.startWorker(jobType));
@@ -134,7 +138,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       attempt: job.attemptsMade + 1,
       maxAttempts: job.opts.attempts ?? 1,
     };
-    this.logger.debug({ message: 'job started', ...fields });
+    this.jobLog?.started(fields);
     const jobSignal = new AbortController();
     this.jobSignals.add(jobSignal);
 
@@ -146,7 +150,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         maxAttempts: fields.maxAttempts,
         signal: jobSignal.signal,
       });
-      this.logger.log({ message: 'job completed', ...fields, durationMs: elapsed(started) });
+      this.jobLog?.completed(fields, started);
 
       return result;
     } catch (error) {
@@ -263,10 +267,6 @@ function boundedError(thrown: unknown, payload: unknown, redact: boolean): Error
   }
 
   return error;
-}
-
-function elapsed(started: number): number {
-  return Math.round(performance.now() - started);
 }
 
 function withDeadline(work: Promise<unknown>): Promise<unknown> {
