@@ -58,7 +58,12 @@ export class AppModule {
     }
 
     if (config.roles.includes('ledger')) {
-      imports.push(LedgerModule.forRoot({ reconcileIntervalMs: config.reconcileIntervalMs }));
+      imports.push(
+        LedgerModule.forRoot({
+          reconcileIntervalMs: config.reconcileIntervalMs,
+          dispatchIntervalMs: config.dispatchIntervalMs,
+        }),
+      );
     }
 
     if (config.roles.includes('worker')) {

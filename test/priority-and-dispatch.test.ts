@@ -1,7 +1,11 @@
 import { Injectable, Module } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
-import { DISPATCH_SCAN_LIMIT } from '../src/modules/ledger/ledger.constants';
+import {
+  DISPATCH_PAGES_PER_RUN,
+  DISPATCH_SCAN_LIMIT,
+} from '../src/modules/ledger/ledger.constants';
+import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
 import { RedisUnavailableError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobHandler } from '../src/modules/worker/job-handler.decorator';
@@ -144,45 +148,53 @@ class DuplicateHandlerModule {}
 describe('jobs waiting in Redis past the dispatch grace period', () => {
   const shared = useTestEnvironment('waiting');
 
-  it('are confirmed page by page with their added time, and a row that never reached Redis behind them is sent', async () => {
-    // More waiting jobs than one page of the dispatcher's scan, and no worker to start them.
+  it('are checked in turns without a write, and a row that never reached Redis behind them is sent', async () => {
     const config = { diagnosticJobs: true, dispatchGraceMs: 300 };
+    // No reconciliation but the one at start, done before any job exists: only the ledger's
+    // dispatcher can send the row that missed Redis.
+    const ledger = await shared.start({
+      roles: ['ledger'],
+      config: { ...config, reconcileIntervalMs: 3_600_000 },
+    });
+    const projector = getService(ledger, LedgerProjector);
+    await waitFor('the first reconciliation', async () => projector.stats.reconciliations > 0);
+
+    // More waiting jobs than one run of the dispatcher checks, and no worker to start them.
     const api = await shared.start({ roles: ['api'], config });
     const queue = getService(api, QueueService);
-    const waiting = await queue.enqueueMany(
-      Array.from({ length: DISPATCH_SCAN_LIMIT + 100 }, (_, i) => ({
+    const waiting = [];
+    for (let sent = 0; sent < DISPATCH_SCAN_LIMIT * DISPATCH_PAGES_PER_RUN + 100; sent += 100) {
+      const chunk = Array.from({ length: 100 }, (_, i) => ({
         jobType: 'diag_noop',
-        payload: { i },
-      })),
-    );
-
-    // The last row is committed while its producer cannot reach Redis.
+        payload: { i: sent + i },
+      }));
+      waiting.push(...(await queue.enqueueMany(chunk)));
+    }
+    // The newest row is committed while its producer cannot reach Redis.
     const refusing = await shared.start({
       roles: ['api'],
       config: { ...config, redisUrl: 'redis://127.0.0.1:1', dispatchTimeoutMs: 100 },
     });
     const unsent = await getService(refusing, QueueService).enqueue('diag_noop', { last: true });
 
-    const ledger = await shared.start({ roles: ['ledger'], config });
-    const dataSource = ledger.get(DataSource);
-    await waitFor('every waiting row to be confirmed in Redis', async () => {
-      const [{ open }] = await dataSource.query<Array<{ open: string }>>(
-        `SELECT COUNT(*) AS open FROM job_queue WHERE dispatched_at IS NULL`,
-      );
-
-      return Number(open) === 0;
+    const jobKey = (id: number) => `${shared.env.prefix}:diag_noop:job-${id}`;
+    expect(await shared.env.redis.exists(jobKey(unsent.id))).toBe(0);
+    await waitFor('the ledger dispatcher to send the row that missed Redis', async () => {
+      return (await shared.env.redis.exists(jobKey(unsent.id))) === 1;
     });
 
-    const jobKey = (id: number) => `${shared.env.prefix}:diag_noop:job-${id}`;
-    expect(await shared.env.redis.exists(jobKey(unsent.id))).toBe(1);
-    for (const job of [waiting[0], waiting[waiting.length - 1]]) {
-      const addedAt = Number(await shared.env.redis.hget(jobKey(job.id), 'timestamp'));
-      expect((await queue.get(job.id))?.dispatchedAt?.getTime()).toBe(addedAt);
-    }
-    const [{ pending }] = await dataSource.query<Array<{ pending: string }>>(
-      `SELECT COUNT(*) AS pending FROM job_queue WHERE status = 'pending'`,
+    const dataSource = ledger.get(DataSource);
+    const [counts] = await dataSource.query<Array<{ pending: string; undispatched: string }>>(
+      `SELECT SUM(status = 'pending') AS pending, SUM(dispatched_at IS NULL) AS undispatched
+       FROM job_queue`,
     );
-    expect(Number(pending)).toBe(waiting.length + 1);
+    expect(Number(counts.pending)).toBe(waiting.length + 1);
+    expect(Number(counts.undispatched)).toBe(waiting.length + 1);
+    expect(projector.stats.reconciliations).toBe(1);
+    const [{ history }] = await dataSource.query<Array<{ history: string }>>(
+      'SELECT COUNT(*) AS history FROM job_queue_history',
+    );
+    expect(Number(history)).toBe(waiting.length + 1);
   });
 });
 

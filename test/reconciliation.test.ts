@@ -11,6 +11,7 @@ import {
   startApp,
   TestEnvironment,
   waitFor,
+  waitForLedgerToReadEvents,
 } from './support/test-context';
 
 describe('reconciliation of the ledger with Redis', () => {
@@ -49,11 +50,7 @@ describe('reconciliation of the ledger with Redis', () => {
         attempts: 2,
       })),
     );
-    await waitFor('the ledger to see the jobs dispatched', async () => {
-      const rows = await Promise.all(jobs.map((job) => queue.get(job.id)));
-
-      return rows.every((row) => row?.dispatchedAt);
-    });
+    await waitForLedgerToReadEvents(api, env, 'diag_noop');
 
     // Redis loses every job (and the queue's events) while nothing runs them.
     const keys = await env.redis.keys(`${env.prefix}:diag_noop:*`);
@@ -121,10 +118,15 @@ describe('reconciliation of the ledger with Redis', () => {
   });
 
   it('answers an operator request with a report of what it checked and repaired', async () => {
-    const api = await start(['api', 'ledger'], { reconcileIntervalMs: 3_600_000 });
+    // Neither a periodic reconciliation nor the dispatcher (both run once at start) may find the
+    // lost job before the operator's request does.
+    const api = await start(['api', 'ledger'], {
+      reconcileIntervalMs: 3_600_000,
+      dispatchIntervalMs: 3_600_000,
+    });
     const queue = getService(api, QueueService);
     const job = await queue.enqueue('diag_noop', {});
-    await waitFor('dispatch', async () => Boolean((await queue.get(job.id))?.dispatchedAt));
+    await waitForLedgerToReadEvents(api, env, 'diag_noop');
     await new Promise((resolve) => setTimeout(resolve, 150)); // past the 100 ms grace period
     await env.redis.del(`${env.prefix}:diag_noop:job-${job.id}`);
 

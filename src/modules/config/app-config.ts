@@ -35,6 +35,8 @@ export interface AppConfig {
   enqueueWhenRedisDown: 'accept' | 'refuse';
   /** How often the ledger compares unfinished rows with the jobs in Redis. */
   reconcileIntervalMs: number;
+  /** How often the ledger looks for committed rows that never reached Redis. */
+  dispatchIntervalMs: number;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Worker lock lifetime; a killed worker's job is retried this long after its last renewal. */
   workerLockDurationMs: number;
@@ -105,6 +107,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     dispatchTimeoutMs: reader.integer('DISPATCH_TIMEOUT_MS', 2_000, 50, 60_000),
     enqueueWhenRedisDown: reader.oneOf('ENQUEUE_WHEN_REDIS_DOWN', 'accept', ['accept', 'refuse']),
     reconcileIntervalMs: reader.integer('RECONCILE_INTERVAL_MS', 30_000, 100, 86_400_000),
+    dispatchIntervalMs: reader.integer('DISPATCH_INTERVAL_MS', 2_000, 100, 3_600_000),
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
     workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),

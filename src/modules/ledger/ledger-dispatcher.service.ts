@@ -16,6 +16,18 @@ import {
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
 
+interface RawCandidateRow {
+  id: string | number;
+  job_type: string;
+  created_at: Date;
+}
+
+interface CandidateRow {
+  id: number;
+  jobType: string;
+  createdAt: Date;
+}
+
 /**
  * Sends rows that were committed but never reached Redis (the enqueuing process died between
  * its commit and its send, or Redis refused the send), and sweeps finished jobs a stopped
@@ -29,6 +41,8 @@ export class LedgerDispatcher implements OnApplicationShutdown {
   private readonly redis: Redis;
   private readonly cleaner: FinishedJobsCleaner;
   private nextRunAt = 0;
+  /** Where the scan for undispatched rows goes on; undefined: from the oldest. */
+  private scanAfter: CandidateRow | undefined;
 
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
@@ -56,18 +70,24 @@ export class LedgerDispatcher implements OnApplicationShutdown {
   }
 
   /**
-   * Sends every pending row older than the grace period that Redis does not hold, and records
-   * `dispatched_at` for the ones it does hold (the projector no longer writes it when a job is
-   * added, so jobs that wait long are confirmed here). Works through the rows page by page, up
-   * to `DISPATCH_PAGES_PER_RUN` pages. Returns how many were sent.
+   * Sends every pending row older than the grace period that Redis does not hold. Rows are
+   * checked in creation order from where the previous run stopped, at most
+   * `DISPATCH_PAGES_PER_RUN` pages per run, starting over after the newest: the projector leaves
+   * `dispatched_at` empty until a job starts, so a backlog waiting in Redis looks undispatched,
+   * and a scan that always began at the oldest row would never get past it. Returns how many
+   * were sent.
    */
   async dispatchUndispatched(): Promise<number> {
     let sent = 0;
 
     for (let page = 0; page < DISPATCH_PAGES_PER_RUN; page++) {
-      const result = await this.dispatchPage();
-      sent += result.sent;
-      if (result.scanned < DISPATCH_SCAN_LIMIT || result.confirmed + result.sent === 0) {
+      const candidates = await this.nextCandidates();
+      const last = candidates[candidates.length - 1];
+      // Past the newest candidate, the next page starts over at the oldest.
+      this.scanAfter = candidates.length < DISPATCH_SCAN_LIMIT ? undefined : last;
+
+      sent += await this.sendMissing(await this.missingFromRedis(candidates));
+      if (this.scanAfter === undefined) {
         break;
       }
     }
@@ -75,42 +95,26 @@ export class LedgerDispatcher implements OnApplicationShutdown {
     return sent;
   }
 
-  private async dispatchPage(): Promise<{ scanned: number; confirmed: number; sent: number }> {
-    // In the index's order (status, dispatched_at, created_at, id), so the scan stops at LIMIT.
-    const candidates = await this.dataSource.query<
-      Array<{ id: string | number; job_type: string }>
-    >(
-      `SELECT id, job_type FROM job_queue
+  private async nextCandidates(): Promise<CandidateRow[]> {
+    const after = this.scanAfter;
+    const graceMicros = this.registry.options.dispatchGraceMs * 1000;
+    // In the order of the index (status, dispatched_at, created_at, id): the scan stops at LIMIT.
+    const rows = await this.dataSource.query<RawCandidateRow[]>(
+      `SELECT id, job_type, created_at FROM job_queue
        WHERE status = 'pending' AND dispatched_at IS NULL
          AND created_at < NOW(3) - INTERVAL ? MICROSECOND
+         ${after ? 'AND created_at >= ? AND (created_at > ? OR id > ?)' : ''}
        ORDER BY created_at, id LIMIT ?`,
-      [this.registry.options.dispatchGraceMs * 1000, DISPATCH_SCAN_LIMIT],
+      after
+        ? [graceMicros, after.createdAt, after.createdAt, after.id, DISPATCH_SCAN_LIMIT]
+        : [graceMicros, DISPATCH_SCAN_LIMIT],
     );
-    if (candidates.length === 0) {
-      return { scanned: 0, confirmed: 0, sent: 0 };
-    }
 
-    const { held, missing } = await this.findInRedis(
-      candidates.map((row) => ({ id: Number(row.id), jobType: row.job_type })),
-    );
-    await this.recordDispatched(held);
-    const sent = await this.sendMissing(missing);
-
-    return { scanned: candidates.length, confirmed: held.size, sent };
-  }
-
-  private async recordDispatched(held: Map<number, Date>): Promise<void> {
-    if (held.size === 0) {
-      return;
-    }
-
-    const ids = [...held.keys()];
-    const cases = ids.map(() => 'WHEN ? THEN ?').join(' ');
-    await this.dataSource.query(
-      `UPDATE job_queue SET dispatched_at = CASE id ${cases} END
-       WHERE id IN (${ids.map(() => '?').join(', ')}) AND dispatched_at IS NULL`,
-      [...ids.flatMap((id) => [id, held.get(id)]), ...ids],
-    );
+    return rows.map((row) => ({
+      id: Number(row.id),
+      jobType: row.job_type,
+      createdAt: row.created_at,
+    }));
   }
 
   private async sendMissing(missing: number[]): Promise<number> {
@@ -165,31 +169,17 @@ export class LedgerDispatcher implements OnApplicationShutdown {
     return removed;
   }
 
-  /** Which rows' jobs Redis holds (with the time each was added) and which it does not. */
-  private async findInRedis(
-    rows: Array<{ id: number; jobType: string }>,
-  ): Promise<{ held: Map<number, Date>; missing: number[] }> {
+  private async missingFromRedis(rows: CandidateRow[]): Promise<number[]> {
+    if (rows.length === 0) {
+      return [];
+    }
+
     const pipeline = this.redis.pipeline();
     for (const row of rows) {
-      // Every BullMQ job hash has a name; `timestamp` is when the job was added.
-      pipeline.hmget(this.registry.jobKey(row.jobType, toBullJobId(row.id)), 'name', 'timestamp');
+      pipeline.exists(this.registry.jobKey(row.jobType, toBullJobId(row.id)));
     }
     const results = (await pipeline.exec()) ?? [];
 
-    const held = new Map<number, Date>();
-    const missing: number[] = [];
-    rows.forEach((row, index) => {
-      const [name, timestamp] = (results[index]?.[1] as Array<string | null> | undefined) ?? [];
-      if (name === null || name === undefined) {
-        missing.push(row.id);
-
-        return;
-      }
-
-      const millis = Number(timestamp);
-      held.set(row.id, Number.isFinite(millis) && millis > 0 ? new Date(millis) : new Date());
-    });
-
-    return { held, missing };
+    return rows.filter((_, index) => results[index]?.[1] === 0).map((row) => row.id);
   }
 }

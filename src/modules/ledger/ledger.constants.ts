@@ -19,11 +19,12 @@ export const REPAIR_CHUNK_SIZE = 500;
 /** Most rows the ledger dispatcher (and the finished-job sweep) looks at per queue per run. */
 export const DISPATCH_SCAN_LIMIT = 500;
 /**
- * Most pages of undispatched-looking rows the ledger dispatcher checks per run. Jobs waiting in
- * Redis longer than the grace period look undispatched until checked once, and a run must get
- * past a backlog of them to the rows that truly never reached Redis.
+ * Most pages the ledger dispatcher checks per run. Jobs waiting in Redis look undispatched to it
+ * (their rows get `dispatched_at` when they start), so it checks a long backlog in turns; this
+ * bounds what each turn costs Redis and the database. Rows it has not reached yet are also
+ * covered by the periodic reconciliation.
  */
-export const DISPATCH_PAGES_PER_RUN = 20;
+export const DISPATCH_PAGES_PER_RUN = 2;
 
 export const LEDGER_MODULE_OPTIONS = Symbol('LEDGER_MODULE_OPTIONS');
 
