@@ -157,7 +157,9 @@ describe('jobs waiting in Redis past the dispatch grace period', () => {
       config: { ...config, reconcileIntervalMs: 3_600_000 },
     });
     const projector = getService(ledger, LedgerProjector);
-    await waitFor('the first reconciliation', async () => projector.stats.reconciliations > 0);
+    await waitFor('the first reconciliation', () =>
+      Promise.resolve(projector.stats.reconciliations > 0),
+    );
 
     // More waiting jobs than one run of the dispatcher checks, and no worker to start them.
     const api = await shared.start({ roles: ['api'], config });
