@@ -4,6 +4,8 @@ import { ValidatedJob } from './enqueue-request';
 
 const job = (n: number) => ({ jobType: 'noop', payloadJson: String(n) }) as ValidatedJob;
 const rowFor = (value: ValidatedJob) => ({ payload: value.payloadJson }) as JobEntity;
+const noSend = () => Promise.resolve();
+const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('EnqueueBatcher', () => {
   it('writes concurrent submissions in few groups and gives each caller its own row', async () => {
@@ -13,7 +15,7 @@ describe('EnqueueBatcher', () => {
       const rows = jobs.map(rowFor);
 
       return new Promise((resolve) => setTimeout(() => resolve({ rows, created: rows }), 5));
-    });
+    }, noSend);
 
     const rows = await Promise.all(Array.from({ length: 50 }, (_, n) => batcher.submit(job(n))));
 
@@ -27,24 +29,92 @@ describe('EnqueueBatcher', () => {
       const rows = jobs.map(rowFor);
       const failing = jobs.some((value) => value.payloadJson === '3');
 
-      // Slow writes, so that jobs 3 and 4 queue up behind the first two and share a group.
+      // A slow write, so that jobs 2 to 4 queue up behind the first and share a group.
       return new Promise((resolve, reject) =>
         setTimeout(
           () => (failing ? reject(new Error('ledger down')) : resolve({ rows, created: rows })),
           5,
         ),
       );
-    });
+    }, noSend);
 
     const results = await Promise.allSettled([1, 2, 3, 4].map((n) => batcher.submit(job(n))));
     const later = await batcher.submit(job(5));
 
     expect(results.map((result) => result.status)).toEqual([
       'fulfilled',
-      'fulfilled',
+      'rejected',
       'rejected',
       'rejected',
     ]);
     expect(later.payload).toBe('5');
+  });
+
+  it('keeps groups large when callers come back at once: one write at a time', async () => {
+    const groups: number[] = [];
+    const batcher = new EnqueueBatcher(
+      async (jobs) => {
+        groups.push(jobs.length);
+        await later(3);
+        const rows = jobs.map(rowFor);
+
+        return { rows, created: rows };
+      },
+      () => later(3),
+    );
+
+    // 50 callers, each enqueuing 20 jobs one after the other.
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, caller) => {
+        for (let n = 0; n < 20; n++) {
+          await batcher.submit(job(caller * 100 + n));
+        }
+      }),
+    );
+
+    expect(groups.reduce((sum, size) => sum + size, 0)).toBe(1000);
+    // Two groups per round trip of the callers, about 25 jobs each.
+    expect(groups.length).toBeLessThanOrEqual(50);
+  });
+
+  it("writes the next group while the previous one is being sent, and sends each group's rows", async () => {
+    const events: string[] = [];
+    const sent: string[][] = [];
+    const batcher = new EnqueueBatcher(
+      async (jobs) => {
+        events.push(`write ${jobs.length}`);
+        await later(2);
+        const rows = jobs.map(rowFor);
+
+        return { rows, created: rows };
+      },
+      async (outcome) => {
+        events.push(`send ${outcome.created.length}`);
+        sent.push(outcome.created.map((row) => row.payload));
+        await later(10);
+        events.push(`sent ${outcome.created.length}`);
+      },
+    );
+
+    const first = batcher.submit(job(1));
+    await later(1);
+    const second = [batcher.submit(job(2)), batcher.submit(job(3))];
+    await Promise.all([first, ...second]);
+
+    expect(events).toEqual(['write 1', 'write 2', 'send 1', 'send 2', 'sent 1', 'sent 2']);
+    expect(sent).toEqual([['1'], ['2', '3']]);
+  });
+
+  it('fails the callers of a group whose send threw', async () => {
+    const batcher = new EnqueueBatcher(
+      (jobs) => {
+        const rows = jobs.map(rowFor);
+
+        return Promise.resolve({ rows, created: rows });
+      },
+      () => Promise.reject(new Error('send broke')),
+    );
+
+    await expect(batcher.submit(job(1))).rejects.toThrow('send broke');
   });
 });

@@ -10,43 +10,63 @@ interface Waiting {
 
 /** Jobs per group; keeps a group's INSERT well inside the statement limits. */
 const MAX_GROUP = 500;
-/** Groups written at once; more would only queue for the same connections. */
-const MAX_IN_FLIGHT = 2;
 
 /**
  * Groups concurrent single enqueues into one transaction and one send to Redis ("group
- * commit"): what arrives while earlier groups are being written waits and goes in the next one,
- * so under load each statement carries many rows, and alone a job waits for nothing.
+ * commit"). One group is written at a time, and what arrives meanwhile forms the next group,
+ * whose write starts as soon as the previous commit is done, while that group is being sent.
+ * Alone, a job waits for nothing; under load, each statement carries many rows. (Two writes at
+ * once made a pattern of one large group and a stream of one-job groups, each paying a whole
+ * transaction and a whole send.)
  */
 export class EnqueueBatcher {
   private readonly waiting: Waiting[] = [];
-  private inFlight = 0;
+  private writing = false;
 
-  constructor(private readonly writeGroup: (jobs: ValidatedJob[]) => Promise<InsertOutcome>) {}
+  /**
+   * @param writeGroup - writes the jobs' rows in one transaction
+   * @param sendGroup - sends a committed group to Redis; must not throw (the rows are committed
+   *   and the ledger's dispatcher sends whatever this could not)
+   */
+  constructor(
+    private readonly writeGroup: (jobs: ValidatedJob[]) => Promise<InsertOutcome>,
+    private readonly sendGroup: (outcome: InsertOutcome) => Promise<unknown>,
+  ) {}
 
-  /** Resolves with the job's row once its group committed (and was handed to Redis). */
+  /** Resolves with the job's row once its group committed and was handed to Redis. */
   submit(job: ValidatedJob): Promise<JobEntity> {
     return new Promise<JobEntity>((resolve, reject) => {
       this.waiting.push({ job, resolve, reject });
-      this.drain();
+      this.writeNextGroup();
     });
   }
 
-  private drain(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
-      const group = this.waiting.splice(0, MAX_GROUP);
-      this.inFlight += 1;
-      void this.write(group).finally(() => {
-        this.inFlight -= 1;
-        this.drain();
-      });
+  private writeNextGroup(): void {
+    if (this.writing || this.waiting.length === 0) {
+      return;
     }
+
+    const group = this.waiting.splice(0, MAX_GROUP);
+    this.writing = true;
+    void this.writeThenSend(group);
   }
 
-  private async write(group: Waiting[]): Promise<void> {
+  private async writeThenSend(group: Waiting[]): Promise<void> {
+    let outcome: InsertOutcome;
     try {
-      const { rows } = await this.writeGroup(group.map((waiting) => waiting.job));
-      group.forEach((waiting, index) => waiting.resolve(rows[index]));
+      outcome = await this.writeGroup(group.map((waiting) => waiting.job));
+    } catch (error) {
+      group.forEach((waiting) => waiting.reject(error));
+
+      return;
+    } finally {
+      this.writing = false;
+      this.writeNextGroup();
+    }
+
+    try {
+      await this.sendGroup(outcome);
+      group.forEach((waiting, index) => waiting.resolve(outcome.rows[index]));
     } catch (error) {
       group.forEach((waiting) => waiting.reject(error));
     }

@@ -38,7 +38,10 @@ export class QueueService {
     private readonly afterCommit: AfterCommitDispatchSubscriber,
   ) {}
 
-  private readonly batcher = new EnqueueBatcher((jobs) => this.insertAndDispatch(jobs));
+  private readonly batcher = new EnqueueBatcher(
+    (jobs) => this.insertInOwnTransaction(this.ledger.defaultManager, jobs),
+    (outcome) => this.dispatcher.dispatchFresh(outcome.created, performance.now()),
+  );
 
   /**
    * Accepts one job: validates it, writes its ledger row and sends it to Redis.
@@ -120,13 +123,6 @@ export class QueueService {
     }
   }
 
-  private async insertAndDispatch(jobs: ValidatedJob[]): Promise<InsertOutcome> {
-    const outcome = await this.insertInOwnTransaction(this.ledger.defaultManager, jobs);
-    await this.dispatcher.dispatchFresh(outcome.created, performance.now());
-
-    return outcome;
-  }
-
   private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
     await this.refuseIfRedisDown();
 
@@ -138,11 +134,10 @@ export class QueueService {
       return rows;
     }
 
-    if (!manager) {
-      return (await this.insertAndDispatch(jobs)).rows;
-    }
-
-    const { rows, created } = await this.insertInOwnTransaction(manager, jobs);
+    const { rows, created } = await this.insertInOwnTransaction(
+      manager ?? this.ledger.defaultManager,
+      jobs,
+    );
     await this.dispatcher.dispatchFresh(created, performance.now());
 
     return rows;
