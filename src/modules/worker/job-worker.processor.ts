@@ -13,6 +13,7 @@ import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
 import { JobContext } from './job-context.interface';
 import { JobLog } from './job-log';
+import { LazyAbortSignal } from './lazy-abort-signal';
 import { jobTypesToRun } from './job-types-to-run';
 import { QuarantineRunner } from './quarantine-runner.service';
 import {
@@ -39,7 +40,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
    * every job the one shutdown signal would let a handler that forgets to remove its listener
    * slow down every later job (adding a listener walks the ones already there).
    */
-  private readonly jobSignals = new Set<AbortController>();
+  private readonly jobSignals = new Set<LazyAbortSignal>();
   private readonly running = new Set<Promise<unknown>>();
   private readonly attemptErrors: AttemptErrorLog;
   /** Made at bootstrap: the application's log levels are not yet set when this is constructed. */
@@ -139,7 +140,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       maxAttempts: job.opts.attempts ?? 1,
     };
     this.jobLog?.started(fields);
-    const jobSignal = new AbortController();
+    const jobSignal = new LazyAbortSignal();
     this.jobSignals.add(jobSignal);
 
     try {
@@ -148,7 +149,9 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         jobType,
         attempt: fields.attempt,
         maxAttempts: fields.maxAttempts,
-        signal: jobSignal.signal,
+        get signal() {
+          return jobSignal.signal;
+        },
       });
       this.jobLog?.completed(fields, started);
 
