@@ -546,6 +546,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       return false;
     }
 
+    const [{ version }] = (await runner.query('SELECT VERSION() AS version')) as Array<{
+      version: string;
+    }>;
+    this.writer.useServerVersion(version);
     this.leader = runner;
     this.leaderCheckedAt = Date.now();
     this.positions = undefined;
