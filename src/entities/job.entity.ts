@@ -10,10 +10,8 @@ export type BackoffStrategy = 'fixed' | 'exponential';
  * keep its names and meanings; the rest serve retries, scheduling and auditing.
  */
 @Entity({ name: 'job_queue' })
-@Index('idx_job_queue_status_priority', ['status', 'priority', 'id'])
 @Index('idx_job_queue_type_status', ['jobType', 'status'])
 @Index('idx_job_queue_created_at', ['createdAt'])
-@Index('idx_job_queue_updated_at', ['updatedAt'])
 @Index('idx_job_queue_undispatched', ['status', 'dispatchedAt', 'createdAt'])
 export class JobEntity {
   @PrimaryColumn({
