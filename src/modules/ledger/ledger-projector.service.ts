@@ -147,7 +147,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       }
     }
 
-    const eventCount = reads.reduce((sum, read) => sum + read.events.length, 0);
+    const eventCount = reads.reduce((sum, read) => sum + read.entriesRead, 0);
     if (eventCount > 0) {
       await this.applyBatch(reads);
     }
@@ -318,7 +318,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       manager,
       positions.filter((p, i) => p !== reads[i].position),
     );
-    this.stats.eventsRead += reads.reduce((sum, read) => sum + read.events.length, 0);
+    this.stats.eventsRead += reads.reduce((sum, read) => sum + read.entriesRead, 0);
 
     return { positions, finishedByQueue, transitions: transitions.length };
   }
@@ -587,15 +587,14 @@ function needsFacts(event: QueueEvent): boolean {
 }
 
 function advance(read: StreamRead): StreamPosition {
-  const last = read.events[read.events.length - 1];
-  if (!last) {
+  if (read.lastEntryId === undefined) {
     return read.position;
   }
 
   return {
     ...read.position,
-    cursor: last.id,
-    entriesRead: read.position.entriesRead + read.events.length,
+    cursor: read.lastEntryId,
+    entriesRead: read.position.entriesRead + read.entriesRead,
   };
 }
 

@@ -19,3 +19,31 @@ export function parseStreamEntry(queue: string, [id, flat]: RawStreamEntry): Que
 
   return { id, queue, event: fields.event ?? '', jobId: fields.jobId, fields };
 }
+
+/** The field a kept event's detail stands for, by event name. */
+const DETAIL_FIELD: Record<string, string> = {
+  waiting: 'prev',
+  delayed: 'delay',
+  failed: 'failedReason',
+};
+
+/**
+ * Events as the read script returns them: four strings each (id, event, job id, detail), the
+ * detail being the one field the ledger reads of that event (see `DETAIL_FIELD`).
+ */
+export function parseCompactEvents(queue: string, flat: string[]): QueueEvent[] {
+  const events: QueueEvent[] = [];
+
+  for (let index = 0; index + 3 < flat.length; index += 4) {
+    const [id, event, jobId, detail] = flat.slice(index, index + 4);
+    const fields: Record<string, string> = { event, jobId };
+    const detailField = DETAIL_FIELD[event];
+    if (detailField && detail !== '') {
+      fields[detailField] = detail;
+    }
+
+    events.push({ id, queue, event, jobId: jobId === '' ? undefined : jobId, fields });
+  }
+
+  return events;
+}

@@ -1,3 +1,4 @@
+import { EventStreamReader, StreamPosition } from '../src/modules/ledger/event-stream.reader';
 import { JobFactsReader } from '../src/modules/ledger/job-facts.reader';
 import { ATTEMPT_ERRORS_FIELD } from '../src/modules/queue/queue.constants';
 import { createTestEnvironment, TestEnvironment } from './support/test-context';
@@ -79,5 +80,64 @@ describe('reading the facts of many jobs in one script call', () => {
     const [facts] = await reader.read([{ key: key(9), withAttemptErrors: true }]);
 
     expect(facts.attemptErrors).toBeUndefined();
+  });
+});
+
+describe('reading a queue stream with the ledger read script', () => {
+  let env: TestEnvironment;
+  let reader: EventStreamReader;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment('events');
+    reader = new EventStreamReader(env.redis, env.redis);
+  });
+
+  afterAll(async () => {
+    await env?.cleanup();
+  });
+
+  const position = (cursor: string): StreamPosition => ({
+    queue: 'diag_noop',
+    key: `${env.prefix}:diag_noop:events`,
+    markerKey: `${env.prefix}:diag_noop:ledger-epoch`,
+    cursor,
+    entriesRead: 0,
+    epoch: 'e1',
+  });
+
+  it('keeps only the events that can change a row, with the one field each needs', async () => {
+    const key = position('0-0').key;
+    const add = (...fields: string[]) => env.redis.xadd(key, '*', ...fields);
+    await add('event', 'added', 'jobId', 'job-1', 'name', 'diag_noop');
+    await add('event', 'waiting', 'jobId', 'job-1');
+    const active = await add('event', 'active', 'jobId', 'job-1', 'prev', 'waiting');
+    await add('event', 'waiting', 'jobId', 'job-1', 'prev', 'active');
+    await add('event', 'stalled', 'jobId', 'job-1');
+    await add('event', 'delayed', 'jobId', 'job-1', 'delay', '1764756000123');
+    await add('event', 'progress', 'jobId', 'job-1', 'data', '50');
+    await add('event', 'completed', 'jobId', 'job-1', 'returnvalue', 'x'.repeat(10_000));
+    await add('event', 'failed', 'jobId', 'job-2', 'failedReason', 'it broke', 'prev', 'active');
+    const last = await add('event', 'drained');
+
+    const [read] = await reader.read([position('0-0')], 100);
+
+    expect(read.entriesRead).toBe(10);
+    expect(read.lastEntryId).toBe(last);
+    expect(read.events.map((event) => [event.event, event.jobId, event.fields])).toEqual([
+      ['active', 'job-1', { event: 'active', jobId: 'job-1' }],
+      ['waiting', 'job-1', { event: 'waiting', jobId: 'job-1', prev: 'active' }],
+      ['stalled', 'job-1', { event: 'stalled', jobId: 'job-1' }],
+      ['delayed', 'job-1', { event: 'delayed', jobId: 'job-1', delay: '1764756000123' }],
+      ['completed', 'job-1', { event: 'completed', jobId: 'job-1' }],
+      ['failed', 'job-2', { event: 'failed', jobId: 'job-2', failedReason: 'it broke' }],
+    ]);
+    expect(read.events[0].id).toBe(active);
+
+    const [after] = await reader.read([position(active ?? '0-0')], 2);
+    expect(after.entriesRead).toBe(2);
+    expect(after.events.map((event) => event.event)).toEqual(['waiting', 'stalled']);
+
+    const [atEnd] = await reader.read([position(last ?? '0-0')], 100);
+    expect(atEnd).toMatchObject({ entriesRead: 0, lastEntryId: undefined, events: [] });
   });
 });
