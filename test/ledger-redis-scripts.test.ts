@@ -119,8 +119,25 @@ describe('reading a queue stream with the ledger read script', () => {
     await add('event', 'failed', 'jobId', 'job-2', 'failedReason', 'it broke', 'prev', 'active');
     const last = await add('event', 'drained');
 
-    const [read] = await reader.read([position('0-0')], 100);
+    await env.redis.set(position('0-0').markerKey, 'e1');
+    const missing = { ...position('0-0'), key: `${env.prefix}:none:events` };
+    missing.markerKey = `${env.prefix}:none:ledger-epoch`;
 
+    const [read, none] = await reader.read([position('0-0'), missing], 100);
+
+    expect(read.marker).toBe('e1');
+    expect(read.stream).toEqual({
+      exists: true,
+      length: 10,
+      entriesAdded: 10,
+      lastGeneratedId: last,
+    });
+    expect(none).toMatchObject({
+      marker: null,
+      stream: { exists: false, length: 0, entriesAdded: 0 },
+      entriesRead: 0,
+      events: [],
+    });
     expect(read.entriesRead).toBe(10);
     expect(read.lastEntryId).toBe(last);
     expect(read.events.map((event) => [event.event, event.jobId, event.fields])).toEqual([

@@ -35,47 +35,85 @@ export interface StreamRead {
 }
 
 /**
- * Reads up to ARGV[2] entries after ARGV[1] and returns { entries read, last id, kept events },
- * each kept event as four strings: id, event, job id, and the one field the ledger needs of it
- * (`prev` of a retry's `waiting`, `delay`, `failedReason`; empty otherwise). About half of a
- * job's entries (`added`, a first `waiting`) never change a row, and the others carry fields
- * the ledger never reads (a completed job's return value among them): filtering here spared
- * the projector most of its reply decoding, its largest CPU cost.
+ * Reads every queue's share of a batch in one atomic call. KEYS are pairs (event stream, epoch
+ * marker); ARGV[1] is the most entries to read per queue, ARGV[1 + q] queue q's cursor. For each
+ * queue it returns { marker, stream exists (0/1), length, entries added, last generated id,
+ * entries read, id of the last entry read, kept events }, each kept event as four strings: id,
+ * event, job id, and the one field the ledger needs of it (`prev` of a retry's `waiting`,
+ * `delay`, `failedReason`; empty otherwise).
+ *
+ * About half of a job's entries (`added`, a first `waiting`) never change a row, and the others
+ * carry fields the ledger never reads (a completed job's return value among them); `XINFO`'s
+ * reply holds whole entries. Filtering here spared the projector most of its reply decoding,
+ * its largest CPU cost, and one call per batch replaced three commands per queue.
  */
-const READ_EVENTS_SCRIPT = `
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
-local kept = {}
-for _, entry in ipairs(entries) do
-  local fields = entry[2]
-  local values = {}
-  for index = 1, #fields, 2 do
-    values[fields[index]] = fields[index + 1]
+const READ_BATCH_SCRIPT = `
+local reply = {}
+for q = 1, #KEYS / 2 do
+  local streamKey = KEYS[2 * q - 1]
+  local marker = redis.call('GET', KEYS[2 * q])
+  local info = redis.pcall('XINFO', 'STREAM', streamKey)
+  local exists, length, added, lastGenerated = 0, 0, 0, '0-0'
+  if type(info) == 'table' and not info.err then
+    exists = 1
+    for index = 1, #info, 2 do
+      local name = info[index]
+      if name == 'length' then length = info[index + 1]
+      elseif name == 'entries-added' then added = info[index + 1]
+      elseif name == 'last-generated-id' then lastGenerated = info[index + 1]
+      end
+    end
   end
-  local event = values['event']
-  local detail
-  if event == 'waiting' then
-    if values['prev'] == 'active' then detail = 'active' end
-  elseif event == 'delayed' then
-    detail = values['delay'] or ''
-  elseif event == 'failed' then
-    detail = values['failedReason'] or ''
-  elseif event == 'active' or event == 'completed' or event == 'stalled' then
-    detail = ''
+  local entries = {}
+  if exists == 1 then
+    entries = redis.call('XRANGE', streamKey, '(' .. ARGV[q + 1], '+', 'COUNT', ARGV[1])
   end
-  if detail then
-    kept[#kept + 1] = entry[1]
-    kept[#kept + 1] = event
-    kept[#kept + 1] = values['jobId'] or ''
-    kept[#kept + 1] = detail
+  local kept = {}
+  for _, entry in ipairs(entries) do
+    local fields = entry[2]
+    local values = {}
+    for index = 1, #fields, 2 do
+      values[fields[index]] = fields[index + 1]
+    end
+    local event = values['event']
+    local detail
+    if event == 'waiting' then
+      if values['prev'] == 'active' then detail = 'active' end
+    elseif event == 'delayed' then
+      detail = values['delay'] or ''
+    elseif event == 'failed' then
+      detail = values['failedReason'] or ''
+    elseif event == 'active' or event == 'completed' or event == 'stalled' then
+      detail = ''
+    end
+    if detail then
+      kept[#kept + 1] = entry[1]
+      kept[#kept + 1] = event
+      kept[#kept + 1] = values['jobId'] or ''
+      kept[#kept + 1] = detail
+    end
   end
+  local last = entries[#entries]
+  reply[q] = { marker, exists, length, added, lastGenerated, #entries, last and last[1] or '', kept }
 end
-local last = entries[#entries]
-return { #entries, last and last[1] or '', kept }
+return reply
 `;
 
-type ReadEvents = (key: string, cursor: string, count: number) => unknown;
+type ReadBatch = (
+  numberOfKeys: number,
+  ...keysThenArgs: Array<string | number>
+) => Promise<unknown>;
 
-type ExecResult = Array<[Error | null, unknown]>;
+type QueueReply = [
+  marker: string | null,
+  exists: number,
+  length: number,
+  entriesAdded: number,
+  lastGeneratedId: string,
+  entriesRead: number,
+  lastEntryId: string,
+  kept: string[],
+];
 
 /** Reads BullMQ's per-queue event streams from the ledger's cursors. */
 export class EventStreamReader {
@@ -83,38 +121,31 @@ export class EventStreamReader {
     private readonly redis: Redis,
     private readonly blocking: Redis,
   ) {
-    redis.defineCommand('ledgerReadEvents', { numberOfKeys: 1, lua: READ_EVENTS_SCRIPT });
+    redis.defineCommand('ledgerReadBatch', { lua: READ_BATCH_SCRIPT });
   }
 
   /**
    * Reads up to `count` events per queue after each cursor. The stream's counters and the epoch
-   * marker are read in the same MULTI, so a gap or a Redis reset is judged on exactly what was
+   * marker are read in the same script, so a gap or a Redis reset is judged on exactly what was
    * read.
    */
   async read(positions: StreamPosition[], count: number): Promise<StreamRead[]> {
-    const multi = this.redis.multi();
-    for (const position of positions) {
-      multi.get(position.markerKey);
-      multi.call('XINFO', 'STREAM', position.key);
-      (multi as unknown as { ledgerReadEvents: ReadEvents }).ledgerReadEvents(
-        position.key,
-        position.cursor,
-        count,
-      );
+    if (positions.length === 0) {
+      return [];
     }
 
-    const results = ((await multi.exec()) ?? []) as ExecResult;
+    const readBatch = (this.redis as unknown as { ledgerReadBatch: ReadBatch }).ledgerReadBatch;
+    const keys = positions.flatMap((position) => [position.key, position.markerKey]);
+    const cursors = positions.map((position) => position.cursor);
+    const replies = (await readBatch.call(
+      this.redis,
+      keys.length,
+      ...keys,
+      count,
+      ...cursors,
+    )) as QueueReply[];
 
-    return positions.map((position, index) => {
-      const [markerResult, infoResult, readResult] = results.slice(index * 3, index * 3 + 3);
-
-      return {
-        position,
-        marker: (markerResult[1] as string | null) ?? null,
-        stream: parseStreamInfo(infoResult),
-        ...parseRead(position.queue, readResult),
-      };
-    });
+    return positions.map((position, index) => toStreamRead(position, replies[index]));
   }
 
   /** The next event after `afterId`, if there is one yet. */
@@ -148,42 +179,22 @@ export class EventStreamReader {
   }
 }
 
-function parseStreamInfo([error, reply]: [Error | null, unknown]): StreamSnapshot {
-  if (error || !Array.isArray(reply)) {
-    // XINFO fails on a key that does not exist: no job has been added since Redis began.
-    return { exists: false, length: 0, entriesAdded: 0, lastGeneratedId: '0-0' };
-  }
-
-  const info = new Map<string, unknown>();
-  for (let index = 0; index + 1 < reply.length; index += 2) {
-    info.set(String(reply[index]), reply[index + 1]);
-  }
+function toStreamRead(position: StreamPosition, reply: QueueReply): StreamRead {
+  const [marker, exists, length, entriesAdded, lastGeneratedId, entriesRead, lastEntryId, kept] =
+    reply;
 
   return {
-    exists: true,
-    length: Number(info.get('length') ?? 0),
-    entriesAdded: Number(info.get('entries-added') ?? 0),
-    lastGeneratedId: readString(info.get('last-generated-id')) ?? '0-0',
-  };
-}
-
-function parseRead(
-  queue: string,
-  [error, reply]: [Error | null, unknown],
-): Pick<StreamRead, 'events' | 'entriesRead' | 'lastEntryId'> {
-  if (error) {
-    throw error;
-  }
-
-  const [entriesRead, lastEntryId, kept] = reply as [number, string, string[]];
-
-  return {
-    events: parseCompactEvents(queue, kept),
+    position,
+    marker: marker ?? null,
+    // A stream that does not exist: no job has been added since Redis began.
+    stream: {
+      exists: Number(exists) === 1,
+      length: Number(length),
+      entriesAdded: Number(entriesAdded),
+      lastGeneratedId,
+    },
+    events: parseCompactEvents(position.queue, kept),
     entriesRead: Number(entriesRead),
     lastEntryId: lastEntryId === '' ? undefined : lastEntryId,
   };
-}
-
-function readString(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
 }
