@@ -62,6 +62,7 @@ export class AppModule {
         LedgerModule.forRoot({
           reconcileIntervalMs: config.reconcileIntervalMs,
           dispatchIntervalMs: config.dispatchIntervalMs,
+          batchWaitMs: config.ledgerBatchWaitMs,
         }),
       );
     }

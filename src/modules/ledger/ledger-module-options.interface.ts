@@ -3,6 +3,11 @@ export interface LedgerModuleOptions {
   batchSize: number;
   /** Idle wait on the streams between batches, in milliseconds. */
   idleBlockMs: number;
+  /**
+   * After a batch that was not full, how long from its start the projector lets events gather
+   * before it reads again, in milliseconds; 0 reads again at once.
+   */
+  batchWaitMs: number;
   /** How often the dispatcher looks for rows that have to be sent (again), in milliseconds. */
   dispatchIntervalMs: number;
   /** How often the active projector compares unfinished rows with Redis, in milliseconds. */

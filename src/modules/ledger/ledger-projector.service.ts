@@ -215,12 +215,15 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
           continue;
         }
 
+        const batchStartedAt = Date.now();
         const read = await this.projectOnce();
         await this.reconcileWhenDue();
         await this.ledgerDispatcher.runWhenDue();
         failures = 0;
         if (read === 0 && this.running) {
           await this.reader.waitForEvents(this.positions ?? [], this.options.idleBlockMs);
+        } else if (read < this.options.batchSize && this.running) {
+          await sleep(batchStartedAt + this.options.batchWaitMs - Date.now());
         }
       } catch (error) {
         if (!this.running) {
@@ -599,5 +602,5 @@ function advance(read: StreamRead): StreamPosition {
 }
 
 function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
 }

@@ -2,6 +2,13 @@ import { createHash } from 'node:crypto';
 
 /** Most events read from one queue's stream per batch. */
 export const PROJECTOR_BATCH_SIZE = 2000;
+/**
+ * After a batch that was not full, how long from its start the projector lets events gather.
+ * Every batch costs a transaction and a dozen round trips whatever its size; at 1,000 jobs/s,
+ * waiting 20 ms instead of reading again at once took the ledger's CPU per job from about 300
+ * to 270 us and MariaDB's from 320 to 280, with the lag's p99 unchanged (about 120 ms).
+ */
+export const PROJECTOR_BATCH_WAIT_MS = 20;
 /** How long an idle projector blocks on the streams before looking again. */
 export const PROJECTOR_IDLE_BLOCK_MS = 1000;
 /**

@@ -5,6 +5,7 @@ import { LedgerProjector } from './ledger-projector.service';
 import {
   LEDGER_MODULE_OPTIONS,
   PROJECTOR_BATCH_SIZE,
+  PROJECTOR_BATCH_WAIT_MS,
   PROJECTOR_IDLE_BLOCK_MS,
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
@@ -19,6 +20,7 @@ export class LedgerModule {
     const resolved: LedgerModuleOptions = {
       batchSize: options.batchSize ?? PROJECTOR_BATCH_SIZE,
       idleBlockMs: options.idleBlockMs ?? PROJECTOR_IDLE_BLOCK_MS,
+      batchWaitMs: options.batchWaitMs ?? PROJECTOR_BATCH_WAIT_MS,
       dispatchIntervalMs: options.dispatchIntervalMs ?? 2000,
       reconcileIntervalMs: options.reconcileIntervalMs ?? 30_000,
     };
