@@ -25,6 +25,7 @@ import {
   LEADERSHIP_RETRY_MS,
   LEDGER_MODULE_OPTIONS,
   projectorLockName,
+  RECONCILE_REQUEST_POLL_MS,
   REDIS_DATA_LOSS_NOTE,
 } from './ledger.constants';
 import { LedgerModuleOptions } from './ledger-module-options.interface';
@@ -75,6 +76,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private readonly repairer: LedgerRepairer;
   private readonly reconciler: LedgerReconciler;
   private reconcileDueAt = 0;
+  private requestsCheckedAt = 0;
   private positions: StreamPosition[] | undefined;
   private leader: QueryRunner | undefined;
   private leaderCheckedAt = 0;
@@ -183,7 +185,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
   /** Serves operators' requests, and reconciles every `reconcileIntervalMs` on its own. */
   private async reconcileWhenDue(): Promise<void> {
-    const requestId = await this.redis.lpop(this.reconcileRequestsKey);
+    const requestId = await this.takeReconcileRequest();
     const due = Date.now() >= this.reconcileDueAt;
     if (!requestId && !due) {
       return;
@@ -203,6 +205,20 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       const replyKey = `${this.reconcileRequestsKey}:${requestId}`;
       await this.redis.multi().rpush(replyKey, JSON.stringify(report)).expire(replyKey, 300).exec();
     }
+  }
+
+  /**
+   * An operator's pending request, looked for at most every `RECONCILE_REQUEST_POLL_MS`: asking
+   * Redis on every turn of the loop was one more round trip per batch.
+   */
+  private async takeReconcileRequest(): Promise<string | null> {
+    if (Date.now() - this.requestsCheckedAt < RECONCILE_REQUEST_POLL_MS) {
+      return null;
+    }
+
+    this.requestsCheckedAt = Date.now();
+
+    return this.redis.lpop(this.reconcileRequestsKey);
   }
 
   private async run(): Promise<void> {

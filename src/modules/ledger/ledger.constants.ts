@@ -21,6 +21,8 @@ export function projectorLockName(database: string, prefix: string): string {
   return `ledger_projector_${digest.slice(0, 40)}`;
 }
 export const LEADERSHIP_RETRY_MS = 2000;
+/** How often the active projector looks for an operator's reconciliation request. */
+export const RECONCILE_REQUEST_POLL_MS = 250;
 /** Rows per chunk when the ledger repairs from the jobs' state in Redis. */
 export const REPAIR_CHUNK_SIZE = 500;
 /** Most rows the ledger dispatcher (and the finished-job sweep) looks at per queue per run. */
