@@ -212,3 +212,60 @@ async function lastId(dataSource: DataSource): Promise<number> {
 
   return Number(id);
 }
+
+describe('when another projector moved the stored cursor', () => {
+  const shared = useTestEnvironment('moved');
+
+  it('drops its batch, reads again from the stored cursor, and records nothing twice', async () => {
+    const app = await shared.start({
+      roles: ['api', 'ledger', 'worker'],
+      config: { diagnosticJobs: true },
+    });
+    const queue = getService(app, QueueService);
+    const projector = getService(app, LedgerProjector);
+    const dataSource = app.get(DataSource);
+    const enqueue = () =>
+      queue.enqueueMany(
+        Array.from({ length: 20 }, () => ({ jobType: 'diag_noop_fifo', payload: {} })),
+      );
+    const allCompleted = async (ids: number[]) => {
+      const rows = await Promise.all(ids.map((id) => queue.get(id)));
+
+      return rows.every((row) => row?.status === 'completed');
+    };
+
+    const first = await enqueue();
+    await waitFor('the first jobs to be recorded completed', () =>
+      allCompleted(first.map((job) => job.id)),
+    );
+    await waitForLedgerToReadEvents(app, shared.env, 'diag_noop_fifo');
+    const readBefore = projector.stats.eventsRead;
+
+    // What a second projector's commit looks like to this one: the stored cursor is not the one
+    // it read from. Here it goes back to the start of the stream.
+    await dataSource.query(
+      `UPDATE ledger_cursor SET last_event_id = '0-0', entries_read = 0 WHERE stream_key = ?`,
+      [`${shared.env.prefix}:diag_noop_fifo:events`],
+    );
+    const second = await enqueue();
+    await waitFor('the second jobs to be recorded completed', () =>
+      allCompleted(second.map((job) => job.id)),
+    );
+    await waitForLedgerToReadEvents(app, shared.env, 'diag_noop_fifo');
+
+    // The stream was read again from its start: the old events once more, and the new ones.
+    const info = (await shared.env.redis.xinfo(
+      'STREAM',
+      `${shared.env.prefix}:diag_noop_fifo:events`,
+    )) as unknown[];
+    const entriesAdded = Number(info[info.indexOf('entries-added') + 1]);
+    expect(projector.stats.eventsRead - readBefore).toBe(entriesAdded);
+    const [{ counts }] = await dataSource.query<Array<{ counts: string }>>(
+      `SELECT GROUP_CONCAT(DISTINCT n) AS counts FROM (
+         SELECT COUNT(*) AS n FROM job_queue_history GROUP BY job_id) per_job`,
+    );
+    expect(counts).toBe('3');
+    const rows = await Promise.all([...first, ...second].map((job) => queue.get(job.id)));
+    expect(rows.map((row) => row?.attemptCount)).toEqual(rows.map(() => 1));
+  });
+});
