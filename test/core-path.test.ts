@@ -4,7 +4,7 @@ import { DataSource } from 'typeorm';
 
 import { JobEntity } from '../src/entities';
 import { QueueService } from '../src/modules/queue/queue.service';
-import { getService, useTestApp, waitFor } from './support/test-context';
+import { getService, useTestApp, waitFor, waitForFinished } from './support/test-context';
 
 const ALL_ROLES = ['api', 'worker', 'ledger'] as const;
 
@@ -21,12 +21,7 @@ describe('the core path: enqueue → BullMQ → worker → ledger', () => {
     dataSource = shared.app.get(DataSource);
   });
 
-  const finished = (id: number) =>
-    waitFor(`job ${id} to finish in the ledger`, async () => {
-      const row = await queue.get(id);
-
-      return row && (row.status === 'completed' || row.status === 'failed') ? row : undefined;
-    });
+  const finished = (id: number) => waitForFinished(queue, id);
 
   it('records a successful job from pending to completed, with its history in order', async () => {
     const job = await queue.enqueue('diag_noop', { n: 1 });

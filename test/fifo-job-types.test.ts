@@ -14,6 +14,7 @@ import {
   useTestApp,
   useTestEnvironment,
   waitFor,
+  waitForFinished,
 } from './support/test-context';
 
 const FIFO = 'diag_noop_fifo';
@@ -35,14 +36,6 @@ async function jobKeysOf(env: TestEnvironment, jobType: string): Promise<string[
   const keys = await env.redis.keys(`${env.prefix}:${jobType}:*`);
 
   return keys.filter((key) => key !== `${env.prefix}:${jobType}:meta`);
-}
-
-function finished(queue: QueueService, id: number): Promise<JobEntity> {
-  return waitFor(`job ${id} to finish in the ledger`, async () => {
-    const row = await queue.get(id);
-
-    return row && (row.status === 'completed' || row.status === 'failed') ? row : undefined;
-  });
 }
 
 describe('a job type that runs in arrival order (prioritized: false)', () => {
@@ -87,7 +80,7 @@ describe('a job type that runs in arrival order (prioritized: false)', () => {
       config: { diagnosticJobs: true, workerConcurrency: 1, workerJobTypes: [FIFO] },
     });
     for (const id of ids) {
-      expect((await finished(queue, id)).status).toBe('completed');
+      expect((await waitForFinished(queue, id)).status).toBe('completed');
     }
 
     const started = await producer
@@ -184,7 +177,7 @@ describe('the ledger of a job that ran in arrival order', () => {
 
     const job = await queue.enqueue(FIFO, { n: 1 });
 
-    const row = await finished(queue, job.id);
+    const row = await waitForFinished(queue, job.id);
     expect(row).toMatchObject({
       status: 'completed',
       priority: 0,

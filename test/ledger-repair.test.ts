@@ -5,6 +5,7 @@ import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service'
 import { QueueService } from '../src/modules/queue/queue.service';
 import {
   getService,
+  streamCounters,
   useTestEnvironment,
   waitFor,
   waitForLedgerToReadEvents,
@@ -38,13 +39,7 @@ describe('when the event stream is trimmed past the ledger cursor', () => {
       },
       30_000,
     );
-    const streamInfo = (await shared.env.redis.call(
-      'XINFO',
-      'STREAM',
-      `${shared.env.prefix}:diag_noop:events`,
-    )) as unknown[];
-    const entriesAdded = Number(streamInfo[streamInfo.indexOf('entries-added') + 1]);
-    const length = Number(streamInfo[streamInfo.indexOf('length') + 1]);
+    const { entriesAdded, length } = await streamCounters(shared.env, 'diag_noop');
     expect(entriesAdded - length).toBeGreaterThan(0);
 
     const ledger = await shared.start({
@@ -254,11 +249,7 @@ describe('when another projector moved the stored cursor', () => {
     await waitForLedgerToReadEvents(app, shared.env, 'diag_noop_fifo');
 
     // The stream was read again from its start: the old events once more, and the new ones.
-    const info = (await shared.env.redis.xinfo(
-      'STREAM',
-      `${shared.env.prefix}:diag_noop_fifo:events`,
-    )) as unknown[];
-    const entriesAdded = Number(info[info.indexOf('entries-added') + 1]);
+    const { entriesAdded } = await streamCounters(shared.env, 'diag_noop_fifo');
     expect(projector.stats.eventsRead - readBefore).toBe(entriesAdded);
     const [{ counts }] = await dataSource.query<Array<{ counts: string }>>(
       `SELECT GROUP_CONCAT(DISTINCT n) AS counts FROM (

@@ -125,14 +125,10 @@ async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string):
   throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
 }
 
-/** The type and priority of every job the project's side enqueues. */
-function projectJob(options: BenchOptions): { jobType: string; priority: number } {
-  return { jobType: projectJobType(options), priority: options.priority };
-}
-
 async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const { jobType, priority } = projectJob(options);
+  const jobType = projectJobType(options);
+  const { priority } = options;
 
   let started = performance.now();
   await runConcurrently(options.singleJobs, options.inFlight, () =>
@@ -168,7 +164,8 @@ async function enqueuePacedThroughLedger(
   options: BenchOptions,
 ): Promise<void> {
   const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const { jobType, priority } = projectJob(options);
+  const jobType = projectJobType(options);
+  const { priority } = options;
 
   await enqueuePaced(options.jobs, options.rate!, (count) =>
     queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload, priority }))),

@@ -7,8 +7,10 @@ import { createConnection } from 'mysql2/promise';
 import { DataSource } from 'typeorm';
 
 import { AppModule, AppModuleOptions } from '../../src/app.module';
+import { JobEntity } from '../../src/entities';
 import { AppConfig, loadAppConfig, Role } from '../../src/modules/config/app-config';
 import { prepareDatabase } from '../../src/modules/database/prepare-database';
+import { QueueService } from '../../src/modules/queue/queue.service';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const TEST_MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306';
@@ -168,6 +170,26 @@ export async function waitFor<T>(
   );
 }
 
+/** A queue's event stream counters, as `XINFO STREAM` gives them. */
+export async function streamCounters(
+  env: TestEnvironment,
+  jobType: string,
+): Promise<{ entriesAdded: number; length: number }> {
+  const info = (await env.redis.xinfo('STREAM', `${env.prefix}:${jobType}:events`)) as unknown[];
+  const counter = (name: string) => Number(info[info.indexOf(name) + 1]);
+
+  return { entriesAdded: counter('entries-added'), length: counter('length') };
+}
+
+/** Polls until the job's ledger row is completed or failed, and returns it. */
+export function waitForFinished(queue: QueueService, id: number): Promise<JobEntity> {
+  return waitFor(`job ${id} to finish in the ledger`, async () => {
+    const row = await queue.get(id);
+
+    return row && (row.status === 'completed' || row.status === 'failed') ? row : undefined;
+  });
+}
+
 /**
  * Waits until the ledger's cursor for `jobType` has passed every event its stream held when
  * called: the projector has read them all (it writes nothing for events that only say a job
@@ -179,8 +201,7 @@ export async function waitForLedgerToReadEvents(
   jobType: string,
 ): Promise<void> {
   const streamKey = `${env.prefix}:${jobType}:events`;
-  const info = (await env.redis.xinfo('STREAM', streamKey)) as unknown[];
-  const entriesAdded = Number(info[info.indexOf('entries-added') + 1]);
+  const { entriesAdded } = await streamCounters(env, jobType);
   const dataSource = app.get(DataSource, { strict: false });
 
   await waitFor(`the ledger to read the ${entriesAdded} events of ${jobType}`, async () => {

@@ -152,6 +152,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const eventCount = reads.reduce((sum, read) => sum + read.entriesRead, 0);
     if (eventCount > 0) {
       await this.applyBatch(reads);
+      this.stats.eventsRead += eventCount;
     }
 
     return eventCount;
@@ -287,9 +288,9 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       reads.map((read) => read.position),
     );
 
-    const rowIds = [
-      ...new Set(reads.flatMap((read) => read.events.filter(canChangeRow).map(eventRowId))),
-    ];
+    // `stalled` events come with the others only for the look-ahead of `findStalledRetries`.
+    const changing = reads.map((read) => read.events.filter(canChangeRow));
+    const rowIds = [...new Set(changing.flat().map(eventRowId))];
     const rows = await this.writer.loadRows(
       manager,
       rowIds.filter((id): id is number => id !== undefined),
@@ -298,12 +299,8 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     const transitions: TransitionRecord[] = [];
     const finishedByQueue = new Map<string, string[]>();
 
-    for (const read of reads) {
-      for (const event of read.events) {
-        if (!canChangeRow(event)) {
-          continue;
-        }
-
+    for (const [index, read] of reads.entries()) {
+      for (const event of changing[index]) {
         const row = rows.get(eventRowId(event) ?? 0);
         if (!row) {
           this.stats.eventsWithoutRow += event.jobId ? 1 : 0;
@@ -337,7 +334,6 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       manager,
       positions.filter((p, i) => p !== reads[i].position),
     );
-    this.stats.eventsRead += reads.reduce((sum, read) => sum + read.entriesRead, 0);
 
     return { positions, finishedByQueue, transitions: transitions.length };
   }

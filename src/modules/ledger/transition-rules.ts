@@ -55,7 +55,8 @@ const UNCHANGED: EventOutcome = { changed: false };
  * Whether an event can change a ledger row. `added` and a first `waiting` only say that the job
  * reached Redis: recording that for every job cost an extra row version per job, about half of
  * the ledger's database time, so `dispatched_at` is filled from the job's own timestamp when the
- * row is next written (or by the ledger dispatcher for jobs that wait long), not from them.
+ * row is next written, not from them. The batch read script (`event-stream.reader.ts`) applies
+ * the same rule in Redis and keeps `stalled` too, for the look-ahead of a stalled job's retry.
  */
 export function canChangeRow(event: QueueEvent): boolean {
   switch (event.event) {

@@ -92,7 +92,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
         jobs: this.running.size,
       });
       this.shutdown.abort();
-      this.jobSignals.forEach((controller) => controller.abort());
+      this.jobSignals.forEach((signal) => signal.abort());
     }
 
     // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
