@@ -114,7 +114,8 @@ export function header(options: BenchOptions, machine: Machine): string {
     `machine: ${machine.cpus} × ${machine.cpuModel}, Linux ${machine.kernel}, Node ${machine.node}`,
     `servers: Redis ${machine.redis} at ${options.redisUrl}, MariaDB ${machine.mariadb}`,
     `load: ${describeLoad(options)}, payload ~${options.payloadBytes} B, ` +
-      `${options.workers} worker process(es) × concurrency ${options.concurrency}, ` +
+      `${options.workers} worker process(es) × concurrency ${options.concurrency}` +
+      `${options.workerNice > 0 ? ` at nice ${options.workerNice} (both sides)` : ''}, ` +
       `${options.jobMs > 0 ? `handler waits ${options.jobMs} ms` : 'no-op handler'}, ` +
       `${options.rounds} round(s)`,
     describeBullPath(options),
@@ -147,8 +148,8 @@ function describeLoad(options: BenchOptions): string {
   }
 
   return (
-    `${options.jobs} jobs by bulk + ${options.singleJobs} single ` +
-    `(${options.inFlight} in flight), then drained`
+    `${options.warmupJobs} single untimed (warm-up) + ${options.singleJobs} single ` +
+    `(${options.inFlight} in flight) + ${options.jobs} jobs by bulk, then drained`
   );
 }
 

@@ -1,5 +1,6 @@
 import { ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 
 import { Queue, QueueEvents } from 'bullmq';
@@ -11,11 +12,18 @@ import { MAX_PRIORITY } from '../../src/modules/queue/queue.constants';
 export interface BenchOptions {
   jobs: number;
   singleJobs: number;
+  /**
+   * Single enqueues made, untimed, before the timed ones, so that the single-enqueue figure is a
+   * warm process's rate on both sides; these jobs are drained and audited with the others.
+   */
+  warmupJobs: number;
   inFlight: number;
   concurrency: number;
   workers: number;
   rounds: number;
   payloadBytes: number;
+  /** Niceness of every spawned worker process, plain and project alike (0: the default). */
+  workerNice: number;
   /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
   jobMs: number;
   /**
@@ -75,11 +83,13 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
   return {
     jobs: positive(env, 'BENCH_JOBS', 20_000),
     singleJobs: positive(env, 'BENCH_SINGLE_JOBS', 2_000),
+    warmupJobs: nonNegative(env, 'BENCH_WARMUP_JOBS', 5_000),
     inFlight: positive(env, 'BENCH_IN_FLIGHT', 50),
     concurrency: positive(env, 'BENCH_CONCURRENCY', 50),
     workers: positive(env, 'BENCH_WORKERS', 1),
     rounds: positive(env, 'BENCH_ROUNDS', 3),
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
+    workerNice: workerNiceOf(env),
     jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
     priority: priorityOf(env),
     profileDir: env.BENCH_PROFILE_DIR || undefined,
@@ -96,6 +106,36 @@ function priorityOf(env: NodeJS.ProcessEnv): number {
   }
 
   return priority;
+}
+
+function workerNiceOf(env: NodeJS.ProcessEnv): number {
+  const nice = nonNegative(env, 'BENCH_WORKER_NICE', 0);
+  if (nice > 19) {
+    throw new Error(`BENCH_WORKER_NICE=${nice}: expected an integer from 0 to 19`);
+  }
+
+  return nice;
+}
+
+/** Every job a round enqueues without pacing: warm-up, timed single, and bulk. */
+export function unpacedTotal(options: BenchOptions): number {
+  return options.warmupJobs + options.singleJobs + options.jobs;
+}
+
+/**
+ * Lowers the scheduling priority of spawned worker processes. On a host where workers and the
+ * ledger share cores, this is how a deployment keeps the ledger close behind the workers.
+ */
+export function applyWorkerNice(options: BenchOptions, pids: Array<number | undefined>): void {
+  if (options.workerNice === 0) {
+    return;
+  }
+
+  for (const pid of pids) {
+    if (pid !== undefined) {
+      setPriority(pid, options.workerNice);
+    }
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import {
   BenchOptions,
   deleteKeys,
   drainDeadlineMs,
+  unpacedTotal,
   readBenchOptions,
   RoundResult,
 } from './bench-support';
@@ -21,7 +22,7 @@ import { runPlainRound } from './plain-bullmq.round';
 const options = readBenchOptions();
 const runId = randomBytes(4).toString('hex');
 const keyPattern = `lqbench-${runId}-*`;
-const perRoundMs = 2 * drainDeadlineMs(options.jobs + options.singleJobs) + 120_000;
+const perRoundMs = 2 * drainDeadlineMs(unpacedTotal(options)) + 120_000;
 
 describe('benchmark: plain BullMQ against ledger-queue', () => {
   afterAll(async () => {

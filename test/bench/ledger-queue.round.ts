@@ -36,6 +36,8 @@ import {
   projectJobType,
   RssSampler,
   WorkerCpuMeter,
+  unpacedTotal,
+  applyWorkerNice,
 } from './bench-support';
 
 const EXPECTED_PATH = 'null>pending,pending>processing,processing>completed';
@@ -130,10 +132,11 @@ async function enqueueThroughLedger(queue: QueueService, options: BenchOptions):
   const jobType = projectJobType(options);
   const { priority } = options;
 
+  const enqueueOne = (): Promise<unknown> => queue.enqueue(jobType, payload, { priority });
+  await runConcurrently(options.warmupJobs, options.inFlight, enqueueOne);
+
   let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, () =>
-    queue.enqueue(jobType, payload, { priority }),
-  );
+  await runConcurrently(options.singleJobs, options.inFlight, enqueueOne);
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
   started = performance.now();
@@ -148,7 +151,7 @@ async function enqueueThroughLedger(queue: QueueService, options: BenchOptions):
   }
   const bulkEnqueue = rate(options.jobs, performance.now() - started);
 
-  return { bulkEnqueue, singleEnqueue, total: options.jobs + options.singleJobs };
+  return { bulkEnqueue, singleEnqueue, total: unpacedTotal(options) };
 }
 
 /** What the enqueue phase measured; in paced mode, the enqueue that runs during the drain. */
@@ -287,6 +290,10 @@ function spawnWorkers(options: BenchOptions, context: DrainContext): SpawnedRole
   const nodeArgs = profileArgs(options, `${context.prefix}-worker`);
   const workers = Array.from({ length: options.workers }, () => spawnRole(workerEnv, nodeArgs));
   context.roles.push(...workers);
+  applyWorkerNice(
+    options,
+    workers.map((role) => role.child.pid),
+  );
 
   return workers;
 }

@@ -29,6 +29,8 @@ import {
   RssSampler,
   WorkerCpuMeter,
   writeProfileWindow,
+  unpacedTotal,
+  applyWorkerNice,
 } from './bench-support';
 import { spawnScript, SpawnedScript } from '../support/spawned-process';
 
@@ -50,7 +52,7 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
   try {
     const paced = options.rate !== undefined;
     const enqueued = paced ? {} : await enqueuePlain(queue, options);
-    const total = paced ? options.jobs : options.jobs + options.singleJobs;
+    const total = paced ? options.jobs : unpacedTotal(options);
     if (paced) {
       children.push(...spawnPlainWorkers(options, prefix));
       await waitForWorkers({ ...options, prefix, queue: QUEUE }, options.workers, children);
@@ -122,10 +124,11 @@ async function enqueuePlain(
   const opts = plainJobOptions(options);
   await queue.waitUntilReady();
 
+  const addOne = (): Promise<unknown> => queue.add(QUEUE, payload, opts);
+  await runConcurrently(options.warmupJobs, options.inFlight, addOne);
+
   let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, () =>
-    queue.add(QUEUE, payload, opts),
-  );
+  await runConcurrently(options.singleJobs, options.inFlight, addOne);
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
   started = performance.now();
@@ -147,7 +150,7 @@ function plainJobOptions(options: BenchOptions): JobsOptions | undefined {
 }
 
 function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript[] {
-  return Array.from({ length: options.workers }, () =>
+  const workers = Array.from({ length: options.workers }, () =>
     spawnScript(
       WORKER_SCRIPT,
       {
@@ -160,4 +163,10 @@ function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript
       profileArgs(options, `${prefix}-worker`),
     ),
   );
+  applyWorkerNice(
+    options,
+    workers.map(({ child }) => child.pid),
+  );
+
+  return workers;
 }
