@@ -63,6 +63,7 @@ export class AppModule {
           reconcileIntervalMs: config.reconcileIntervalMs,
           dispatchIntervalMs: config.dispatchIntervalMs,
           batchWaitMs: config.ledgerBatchWaitMs,
+          cursorSaveDeferMs: config.ledgerCursorSaveDeferMs,
         }),
       );
     }

@@ -39,6 +39,7 @@ export interface AppConfig {
   dispatchIntervalMs: number;
   /** How long the projector lets events gather after a batch that was not full. */
   ledgerBatchWaitMs: number;
+  ledgerCursorSaveDeferMs: number;
   logLevel: 'error' | 'warn' | 'log' | 'debug' | 'verbose';
   /** Worker lock lifetime; a killed worker's job is retried this long after its last renewal. */
   workerLockDurationMs: number;
@@ -111,6 +112,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     reconcileIntervalMs: reader.integer('RECONCILE_INTERVAL_MS', 30_000, 100, 86_400_000),
     dispatchIntervalMs: reader.integer('DISPATCH_INTERVAL_MS', 2_000, 100, 3_600_000),
     ledgerBatchWaitMs: reader.integer('LEDGER_BATCH_WAIT_MS', 20, 0, 1_000),
+    ledgerCursorSaveDeferMs: reader.integer('LEDGER_CURSOR_SAVE_DEFER_MS', 1_000, 0, 60_000),
     logLevel: reader.oneOf('LOG_LEVEL', 'log', LOG_LEVELS),
     workerLockDurationMs: reader.integer('WORKER_LOCK_DURATION_MS', 30_000, 500, 3_600_000),
     workerStalledIntervalMs: reader.integer('WORKER_STALLED_INTERVAL_MS', 30_000, 100, 3_600_000),

@@ -128,8 +128,8 @@ export class LedgerBatchWriter {
   }
 
   /**
-   * Confirms, under a row lock, that the stored cursors are still the ones this batch was read
-   * from; otherwise another projector got there first.
+   * Confirms, under a row lock, that the stored cursors are still the `expected` ones (those the
+   * projector last saved or loaded); otherwise another projector got there first.
    */
   async assertCursorsUnchanged(manager: EntityManager, expected: StreamPosition[]): Promise<void> {
     const stored = await this.loadCursors(

@@ -53,7 +53,6 @@ export interface ProjectorStats {
 }
 
 interface BatchResult {
-  positions: StreamPosition[];
   finishedByQueue: Map<string, string[]>;
   transitions: number;
 }
@@ -77,7 +76,12 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private readonly reconciler: LedgerReconciler;
   private reconcileDueAt = 0;
   private requestsCheckedAt = 0;
+  /** Where the projector has read to; ahead of `saved` while cursors wait to be saved. */
   private positions: StreamPosition[] | undefined;
+  /** The positions as the database holds them, by stream key, as of this projector's last look. */
+  private saved = new Map<string, StreamPosition>();
+  /** Since when read positions have been ahead of the saved ones, and by how many entries. */
+  private unsaved: { since: number; entries: number } | undefined;
   private leader: QueryRunner | undefined;
   private leaderCheckedAt = 0;
   private readonly lockName: string;
@@ -118,6 +122,11 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     );
   }
 
+  /** Events read by batches that changed no row, whose cursors wait to be saved. */
+  get eventsAwaitingCursorSave(): number {
+    return this.unsaved?.entries ?? 0;
+  }
+
   onApplicationBootstrap(): void {
     this.running = true;
     this.loop = this.run();
@@ -128,6 +137,12 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     // Ends a pending blocking read at once instead of waiting out its timeout.
     this.blocking.disconnect();
     await this.loop;
+    await this.saveDeferredCursors().catch((error: unknown) =>
+      this.logger.warn({
+        message: 'could not save the cursors at shutdown; their no-op events will be read again',
+        error: error instanceof Error ? error.message : String(error),
+      }),
+    );
     await this.releaseLeadership();
     this.redis.disconnect();
   }
@@ -143,7 +158,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     for (const read of reads) {
       if ((await this.repairIfEventsWereLost(read)) === 'reset') {
         // The queue's stream began anew: read it from its start on the next step.
-        this.positions = undefined;
+        this.forgetPositions();
 
         return 1;
       }
@@ -151,8 +166,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     const eventCount = reads.reduce((sum, read) => sum + read.entriesRead, 0);
     if (eventCount > 0) {
-      await this.applyBatch(reads);
-      this.stats.eventsRead += eventCount;
+      await this.applyBatch(reads, eventCount);
+    }
+    if (this.cursorSaveDueInMs() <= 0) {
+      await this.saveDeferredCursors();
     }
 
     return eventCount;
@@ -238,7 +255,9 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
         await this.ledgerDispatcher.runWhenDue();
         failures = 0;
         if (read === 0 && this.running) {
-          await this.reader.waitForEvents(this.positions ?? [], this.options.idleBlockMs);
+          // Wakes up in time to save deferred cursors if the streams stay quiet.
+          const blockMs = Math.min(this.options.idleBlockMs, this.cursorSaveDueInMs());
+          await this.reader.waitForEvents(this.positions ?? [], Math.max(1, blockMs));
         } else if (read < this.options.batchSize && this.running) {
           await sleep(batchStartedAt + this.options.batchWaitMs - Date.now());
         }
@@ -248,7 +267,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
         }
 
         failures += 1;
-        this.positions = undefined;
+        this.forgetPositions();
         this.logger.warn({
           message: 'projector step failed; retrying from the stored cursors',
           error: error instanceof Error ? error.message : String(error),
@@ -259,15 +278,25 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
-  private async applyBatch(reads: StreamRead[]): Promise<void> {
+  private async applyBatch(reads: StreamRead[], eventCount: number): Promise<void> {
+    const positions = reads.map((read) => advance(read));
+    if (!reads.some((read) => read.events.some(canChangeRow))) {
+      this.deferCursors(positions, eventCount);
+
+      return;
+    }
+
     const facts = await this.readFacts(reads);
     const stalledEvents = await this.findStalledRetries(reads);
+    const result = await this.dataSource.transaction(async (manager) => {
+      await this.assertCursorsAsSaved(manager, positions);
+      const recorded = await this.recordBatch(manager, reads, facts, stalledEvents);
+      await this.saveMovedCursors(manager, positions);
 
-    const result = await this.dataSource.transaction((manager) =>
-      this.recordBatch(manager, reads, facts, stalledEvents),
-    );
+      return recorded;
+    });
 
-    this.positions = result.positions;
+    this.markSaved(positions, eventCount);
     this.stats.batches += 1;
     this.stats.transitionsRecorded += result.transitions;
 
@@ -277,17 +306,82 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
+  /** A batch that changes no row: its cursors wait to be saved with a later write. */
+  private deferCursors(positions: StreamPosition[], eventCount: number): void {
+    this.positions = positions;
+    this.unsaved ??= { since: Date.now(), entries: 0 };
+    this.unsaved.entries += eventCount;
+  }
+
+  /** How soon deferred cursors must be saved; `Infinity` when none wait. */
+  private cursorSaveDueInMs(): number {
+    return this.unsaved
+      ? this.unsaved.since + this.options.cursorSaveDeferMs - Date.now()
+      : Number.POSITIVE_INFINITY;
+  }
+
+  /** Saves cursors that batches changing no row left unsaved, in a transaction of their own. */
+  private async saveDeferredCursors(): Promise<void> {
+    const positions = this.positions;
+    if (!this.unsaved || !positions) {
+      return;
+    }
+
+    await this.dataSource.transaction(async (manager) => {
+      await this.assertCursorsAsSaved(manager, positions);
+      await this.saveMovedCursors(manager, positions);
+    });
+    this.markSaved(positions, 0);
+  }
+
+  /**
+   * Confirms under a row lock, before anything else is written, that the stored cursors are still
+   * the ones this projector saved or loaded: otherwise another projector got there first, and
+   * the batch is dropped.
+   */
+  private async assertCursorsAsSaved(
+    manager: EntityManager,
+    positions: StreamPosition[],
+  ): Promise<void> {
+    await this.writer.assertCursorsUnchanged(
+      manager,
+      positions.map((position) => this.saved.get(position.key) ?? position),
+    );
+  }
+
+  private async saveMovedCursors(
+    manager: EntityManager,
+    positions: StreamPosition[],
+  ): Promise<void> {
+    await this.writer.saveCursors(
+      manager,
+      positions.filter((position) => this.saved.get(position.key) !== position),
+    );
+  }
+
+  /** After a commit: the events are read for good, counted once, and not read again. */
+  private markSaved(positions: StreamPosition[], eventCount: number): void {
+    this.positions = positions;
+    this.stats.eventsRead += eventCount + (this.unsaved?.entries ?? 0);
+    this.unsaved = undefined;
+    for (const position of positions) {
+      this.saved.set(position.key, position);
+    }
+  }
+
+  /** After a failure: read again from the stored cursors, which may be behind the read ones. */
+  private forgetPositions(): void {
+    this.positions = undefined;
+    this.unsaved = undefined;
+    this.saved.clear();
+  }
+
   private async recordBatch(
     manager: EntityManager,
     reads: StreamRead[],
     facts: Map<string, JobFacts>,
     stalledEvents: Set<string>,
   ): Promise<BatchResult> {
-    await this.writer.assertCursorsUnchanged(
-      manager,
-      reads.map((read) => read.position),
-    );
-
     // `stalled` events come with the others only for the look-ahead of `findStalledRetries`.
     const changing = reads.map((read) => read.events.filter(canChangeRow));
     const rowIds = [...new Set(changing.flat().map(eventRowId))];
@@ -327,15 +421,10 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       }
     }
 
-    const positions = reads.map((read) => advance(read));
     await this.writer.updateRows(manager, [...changed.values()]);
     await this.writer.insertTransitions(manager, transitions);
-    await this.writer.saveCursors(
-      manager,
-      positions.filter((p, i) => p !== reads[i].position),
-    );
 
-    return { positions, finishedByQueue, transitions: transitions.length };
+    return { finishedByQueue, transitions: transitions.length };
   }
 
   /** Redis facts that events leave out: who ran an attempt, and why a retried attempt failed. */
@@ -422,6 +511,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       // The events read in this step are the ones right after the trimmed part.
       position.entriesRead = trimmedBefore;
       await this.writer.saveCursors(this.dataSource.manager, [position]);
+      this.saved.set(position.key, position);
       this.stats.repairs += 1;
 
       return 'repaired';
@@ -515,6 +605,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       await this.redis.set(position.markerKey, position.epoch);
     }
     await this.writer.saveCursors(this.dataSource.manager, fresh);
+    this.saved = new Map(positions.map((position) => [position.key, position]));
 
     return positions;
   }
@@ -567,7 +658,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     this.writer.useServerVersion(version);
     this.leader = runner;
     this.leaderCheckedAt = Date.now();
-    this.positions = undefined;
+    this.forgetPositions();
     this.logger.log({ message: 'projector is the active ledger writer' });
 
     return true;

@@ -9,6 +9,14 @@ export const PROJECTOR_BATCH_SIZE = 2000;
  * to 270 us and MariaDB's from 320 to 280, with the lag's p99 unchanged (about 120 ms).
  */
 export const PROJECTOR_BATCH_WAIT_MS = 20;
+/**
+ * How long the cursors of batches that changed no row may stay unsaved. During an enqueue burst
+ * most batches hold only `added` and first `waiting` events; committing a cursor transaction for
+ * each of them cost MariaDB a log flush per batch. Reading such events again after a crash or a
+ * change of projector changes nothing, so their cursors are saved with the next batch that writes,
+ * when the streams fall idle, or after this long.
+ */
+export const CURSOR_SAVE_DEFER_MS = 1000;
 /** How long an idle projector blocks on the streams before looking again. */
 export const PROJECTOR_IDLE_BLOCK_MS = 1000;
 /**

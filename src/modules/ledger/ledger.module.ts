@@ -3,6 +3,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { LedgerDispatcher } from './ledger-dispatcher.service';
 import { LedgerProjector } from './ledger-projector.service';
 import {
+  CURSOR_SAVE_DEFER_MS,
   LEDGER_MODULE_OPTIONS,
   PROJECTOR_BATCH_SIZE,
   PROJECTOR_BATCH_WAIT_MS,
@@ -21,6 +22,7 @@ export class LedgerModule {
       batchSize: options.batchSize ?? PROJECTOR_BATCH_SIZE,
       idleBlockMs: options.idleBlockMs ?? PROJECTOR_IDLE_BLOCK_MS,
       batchWaitMs: options.batchWaitMs ?? PROJECTOR_BATCH_WAIT_MS,
+      cursorSaveDeferMs: options.cursorSaveDeferMs ?? CURSOR_SAVE_DEFER_MS,
       dispatchIntervalMs: options.dispatchIntervalMs ?? 2000,
       reconcileIntervalMs: options.reconcileIntervalMs ?? 30_000,
     };

@@ -1,5 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import { createPool, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { Between, DataSource, EntityManager, In } from 'typeorm';
 
 import { JobEntity, JobTransitionEntity } from '../../entities';
@@ -22,12 +23,81 @@ interface AutoIncrementSettings {
   step: number | string;
 }
 
+/** What the last statement of a one-round-trip insert returns. */
+interface InsertedGroup extends RowDataPacket {
+  firstId: string | number;
+  createdAt: Date;
+}
+
 /** The enqueue side of the ledger: new rows and their creation history, and reads. */
 @Injectable()
-export class JobLedgerRepository {
+export class JobLedgerRepository implements OnApplicationShutdown {
   private consecutiveIds: Promise<boolean> | undefined;
+  private multiStatementPool: Pool | undefined;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.multiStatementPool?.end();
+  }
+
+  /**
+   * Writes the rows of jobs without idempotency keys and their creation history in one round
+   * trip: the transaction, the database time, both multi-row INSERTs and the commit go as one
+   * multi-statement call. The same work as `insert` in its own transaction, less four round trips
+   * of waiting per group, which bounded how fast concurrent single enqueues could be grouped.
+   * Returns `undefined` (nothing written) where ids of one INSERT may not be consecutive; the
+   * caller then takes the general path.
+   */
+  async insertInOneRoundTrip(jobs: ValidatedJob[]): Promise<JobEntity[] | undefined> {
+    if (!(await this.consecutiveIdsGuaranteed(this.dataSource.manager))) {
+      return undefined;
+    }
+
+    const connection = await this.pool().getConnection();
+    let reusable = true;
+    try {
+      const [{ firstId, createdAt }] = await runGroupInsert(connection, jobs);
+
+      return jobs.map((job, index) => newRow(job, Number(firstId) + index, createdAt));
+    } catch (error) {
+      // The statements stop at the first error, possibly inside the transaction.
+      reusable = await connection.query('ROLLBACK').then(
+        () => true,
+        () => false,
+      );
+      throw error;
+    } finally {
+      if (reusable) {
+        connection.release();
+      } else {
+        connection.destroy();
+      }
+    }
+  }
+
+  /** Connections of their own: TypeORM's do not accept several statements per call. */
+  private pool(): Pool {
+    if (!this.multiStatementPool) {
+      const options = this.dataSource.driver.options as MariaDbConnectionOptions;
+      this.multiStatementPool = createPool({
+        host: options.host,
+        port: options.port,
+        user: options.username,
+        password: options.password,
+        database: options.database,
+        charset: options.charset,
+        timezone: options.timezone,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        connectTimeout: options.connectTimeout,
+        connectionLimit: 4,
+        multipleStatements: true,
+      });
+    }
+
+    return this.multiStatementPool;
+  }
 
   /**
    * Writes the rows of new jobs and one `pending` history row each, in the manager's
@@ -157,6 +227,57 @@ export class JobLedgerRepository {
   get defaultManager(): EntityManager {
     return this.dataSource.manager;
   }
+}
+
+type MariaDbConnectionOptions = {
+  host?: string;
+  port?: number;
+  username?: string;
+  password?: string;
+  database?: string;
+  charset?: string;
+  timezone?: string;
+  connectTimeout?: number;
+};
+
+/**
+ * The rows and their history in one transaction, as one call. Every value is a placeholder; the
+ * database time and the first generated id pass between statements in session variables.
+ */
+async function runGroupInsert(
+  connection: PoolConnection,
+  jobs: ValidatedJob[],
+): Promise<InsertedGroup[]> {
+  const rowValues =
+    '(?, ?, ?, NULL, ?, ?, ?, ?, @lq_now, @lq_now, @lq_now + INTERVAL ? MICROSECOND)';
+  const historyValues = "(@lq_first + ?, NULL, 'pending', 0, @lq_now, 'enqueue')";
+  const sql = `START TRANSACTION;
+    SET @lq_now = NOW(3);
+    INSERT INTO job_queue
+      (job_type, payload, priority, idempotency_key, max_attempts, backoff_strategy,
+       backoff_delay_ms, backoff_jitter, created_at, updated_at, run_at)
+    VALUES ${jobs.map(() => rowValues).join(', ')};
+    SET @lq_first = LAST_INSERT_ID();
+    INSERT INTO job_queue_history (job_id, from_status, to_status, attempt, occurred_at, source)
+    VALUES ${jobs.map(() => historyValues).join(', ')};
+    COMMIT;
+    SELECT @lq_first AS firstId, CAST(@lq_now AS DATETIME(3)) AS createdAt`;
+  const parameters = jobs.flatMap((job) => [
+    job.jobType,
+    job.payloadJson,
+    job.priority,
+    job.maxAttempts,
+    job.backoff?.strategy ?? null,
+    job.backoff?.delayMs ?? null,
+    job.backoff?.jitter ?? null,
+    job.delayMs * 1000,
+  ]);
+  const offsets = jobs.map((_, index) => index);
+
+  // One result per statement; the last one is the SELECT.
+  const [results] = await connection.query<RowDataPacket[][]>(sql, [...parameters, ...offsets]);
+
+  return results[results.length - 1] as InsertedGroup[];
 }
 
 async function databaseNow(manager: EntityManager): Promise<Date> {

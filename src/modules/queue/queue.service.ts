@@ -149,6 +149,13 @@ export class QueueService {
   ): Promise<InsertOutcome> {
     for (let attempt = 1; ; attempt++) {
       try {
+        const rows = this.canInsertInOneRoundTrip(manager, jobs)
+          ? await this.ledger.insertInOneRoundTrip(jobs)
+          : undefined;
+        if (rows) {
+          return { rows, created: rows };
+        }
+
         return await manager.transaction((transactional) =>
           this.insertRacingForKeys(transactional, jobs),
         );
@@ -159,6 +166,13 @@ export class QueueService {
         }
       }
     }
+  }
+
+  /** Jobs with idempotency keys take the general path, which looks for existing rows first. */
+  private canInsertInOneRoundTrip(manager: EntityManager, jobs: ValidatedJob[]): boolean {
+    return (
+      manager === this.ledger.defaultManager && jobs.every((job) => job.idempotencyKey === null)
+    );
   }
 
   /**
