@@ -114,6 +114,7 @@ function workerOptions(
     quarantine: quarantineOptions(config, entry),
     maxStalledCount: config.workerMaxStalledCount,
     quarantineChild: config.workerQuarantineChild,
+    ledgerBacklogLimit: config.workerLedgerBacklogLimit,
   };
 }
 

@@ -260,4 +260,31 @@ describe('loadAppConfig', () => {
       );
     });
   });
+
+  describe('when the ledger backlog limit is set or left out', () => {
+    it('defaults to half of the event stream length', () => {
+      expect(loadAppConfig({}).workerLedgerBacklogLimit).toBe(50_000);
+      expect(loadAppConfig({ EVENTS_MAX_LEN: '9000' }).workerLedgerBacklogLimit).toBe(4500);
+    });
+
+    it('accepts 0 (never hold workers back) and any value below the stream length', () => {
+      expect(loadAppConfig({ WORKER_LEDGER_BACKLOG_LIMIT: '0' }).workerLedgerBacklogLimit).toBe(0);
+      expect(
+        loadAppConfig({ EVENTS_MAX_LEN: '2000', WORKER_LEDGER_BACKLOG_LIMIT: '1999' })
+          .workerLedgerBacklogLimit,
+      ).toBe(1999);
+    });
+
+    it('refuses a limit the stream trimming would outrun, naming both variables', () => {
+      const message = configErrorOf({
+        EVENTS_MAX_LEN: '2000',
+        WORKER_LEDGER_BACKLOG_LIMIT: '2000',
+      }).message;
+      expect(message).toContain('WORKER_LEDGER_BACKLOG_LIMIT=2000');
+      expect(message).toContain('expected less than EVENTS_MAX_LEN (2000)');
+      expect(configErrorOf({ WORKER_LEDGER_BACKLOG_LIMIT: '-1' }).message).toContain(
+        'WORKER_LEDGER_BACKLOG_LIMIT=-1: expected an integer from 0',
+      );
+    });
+  });
 });

@@ -58,6 +58,12 @@ export interface AppConfig {
   workerMaxStalledCount: number | undefined;
   /** Set by a worker for the child process it starts: run quarantined jobs, nothing else. */
   workerQuarantineChild: boolean;
+  /**
+   * Stream entries the ledger may have left unread in a queue's event stream before the workers
+   * of that queue stop taking jobs (0: never). Below `eventsMaxLen`, so that BullMQ's trimming
+   * cannot drop transitions the ledger has not read.
+   */
+  workerLedgerBacklogLimit: number;
   /** Whether payload values in handler error messages are replaced by [redacted]. */
   redactErrorPayloads: boolean;
   /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
@@ -127,6 +133,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     workerMaxStalledCount: reader.integer('WORKER_MAX_STALLED_COUNT', undefined, 0, 1_000),
     workerQuarantineChild:
       reader.oneOf('WORKER_QUARANTINE_CHILD', 'false', ['true', 'false']) === 'true',
+    workerLedgerBacklogLimit: 0,
     redactErrorPayloads:
       reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
@@ -134,11 +141,23 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     runMigrations: reader.oneOf('RUN_MIGRATIONS', 'true', ['true', 'false']) === 'true',
   };
 
+  config.workerLedgerBacklogLimit = readBacklogLimit(reader, config.eventsMaxLen, problems);
   if (problems.length > 0) {
     throw new ConfigValidationError(problems);
   }
 
   return config;
+}
+
+/** Half of the stream's length by default: room for the events that arrive while workers stop. */
+function readBacklogLimit(reader: EnvReader, eventsMaxLen: number, problems: string[]): number {
+  const key = 'WORKER_LEDGER_BACKLOG_LIMIT';
+  const limit = reader.integer(key, Math.floor(eventsMaxLen / 2), 0, 10_000_000);
+  if (limit >= eventsMaxLen) {
+    problems.push(`${key}=${limit}: expected less than EVENTS_MAX_LEN (${eventsMaxLen})`);
+  }
+
+  return limit;
 }
 
 class EnvReader {

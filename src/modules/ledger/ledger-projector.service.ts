@@ -13,7 +13,7 @@ import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 import { isTerminal } from '../../entities/job-status';
 import { JobDispatcher } from '../queue/job-dispatcher.service';
-import { fromBullJobId, toBullJobId } from '../queue/queue.constants';
+import { fromBullJobId, ledgerProgressKey, toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
 import { createRedisClient } from '../queue/redis-connection';
 import { EventStreamReader, StreamPosition, StreamRead } from './event-stream.reader';
@@ -24,6 +24,7 @@ import {
   epochMarkerKey,
   LEADERSHIP_RETRY_MS,
   LEDGER_MODULE_OPTIONS,
+  PROGRESS_PUBLISH_MS,
   projectorLockName,
   RECONCILE_REQUEST_POLL_MS,
   REDIS_DATA_LOSS_NOTE,
@@ -84,6 +85,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   private unsaved: { since: number; entries: number } | undefined;
   private leader: QueryRunner | undefined;
   private leaderCheckedAt = 0;
+  private progressPublishedAt = 0;
   private readonly lockName: string;
   private running = false;
   private loop: Promise<void> | undefined;
@@ -171,8 +173,30 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     if (this.cursorSaveDueInMs() <= 0) {
       await this.saveDeferredCursors();
     }
+    await this.publishProgressWhenDue();
 
     return eventCount;
+  }
+
+  /**
+   * Tells the workers how far the ledger has read each stream, at most every
+   * `PROGRESS_PUBLISH_MS`: a worker stops taking jobs while the ledger is too far behind, so that
+   * BullMQ's trimming of the stream cannot drop transitions the ledger has not read.
+   */
+  private async publishProgressWhenDue(): Promise<void> {
+    if (!this.positions || Date.now() - this.progressPublishedAt < PROGRESS_PUBLISH_MS) {
+      return;
+    }
+
+    this.progressPublishedAt = Date.now();
+    const pipeline = this.redis.pipeline();
+    for (const position of this.positions) {
+      pipeline.set(
+        ledgerProgressKey(this.registry.options.prefix, position.queue),
+        position.entriesRead,
+      );
+    }
+    await pipeline.exec();
   }
 
   /**

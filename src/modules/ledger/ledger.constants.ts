@@ -17,6 +17,8 @@ export const PROJECTOR_BATCH_WAIT_MS = 20;
  * when the streams fall idle, or after this long.
  */
 export const CURSOR_SAVE_DEFER_MS = 1000;
+/** How often at most the projector tells the workers how far it has read the streams. */
+export const PROGRESS_PUBLISH_MS = 100;
 /** How long an idle projector blocks on the streams before looking again. */
 export const PROJECTOR_IDLE_BLOCK_MS = 1000;
 /**

@@ -8,6 +8,15 @@ export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
 
 export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 
+/**
+ * How many entries of a queue's event stream the ledger has read (its `entries-added` count at
+ * the ledger's position). Workers compare it with the stream's own count to see how far the
+ * ledger is behind, and stop taking jobs before BullMQ's trimming could outrun it.
+ */
+export function ledgerProgressKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:ledger-read`;
+}
+
 /** BullMQ refuses all-digit job ids, so the ledger row id gets a prefix. */
 const BULL_JOB_ID_PREFIX = 'job-';
 

@@ -14,9 +14,11 @@ import { HandlerRegistry } from './handler-registry.service';
 import { JobContext } from './job-context.interface';
 import { JobLog } from './job-log';
 import { LazyAbortSignal } from './lazy-abort-signal';
+import { LedgerBacklogWatch } from './ledger-backlog.watch';
 import { jobTypesToRun } from './job-types-to-run';
 import { QuarantineRunner } from './quarantine-runner.service';
 import {
+  BACKLOG_CHECK_INTERVAL_MS,
   FORCED_CLOSE_WAIT_MS,
   MAX_ERROR_MESSAGE_LENGTH,
   QUARANTINE_MAX_STALLED_COUNT,
@@ -45,6 +47,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   private readonly attemptErrors: AttemptErrorLog;
   /** Made at bootstrap: the application's log levels are not yet set when this is constructed. */
   private jobLog: JobLog | undefined;
+  private backlogWatch: LedgerBacklogWatch | undefined;
 
   constructor(
     @Inject(WORKER_MODULE_OPTIONS) private readonly options: WorkerModuleOptions,
@@ -58,6 +61,11 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     return jobTypesToRun(this.options);
   }
 
+  /** Job types whose worker is held back now because the ledger is too far behind. */
+  get heldForLedger(): string[] {
+    return this.backlogWatch?.heldQueues ?? [];
+  }
+
   onApplicationBootstrap(): void {
     this.assertKnownTypes();
     this.handlers.assertExactlyOneHandler(this.jobTypes);
@@ -66,6 +74,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     for (const jobType of this.jobTypes) {
       this.workers.push(this.startWorker(jobType));
     }
+    this.watchLedgerBacklog();
 
     this.logger.log({
       message: 'workers started',
@@ -77,6 +86,8 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
   /** Stops taking jobs, lets running ones finish within the timeout, then abandons them. */
   async beforeApplicationShutdown(): Promise<void> {
+    // First, so that it cannot resume a worker the shutdown has paused.
+    this.backlogWatch?.stop();
     // pause(true) stops fetching without waiting; close() would, and a later close(true) only
     // returns that same pending close, so the timeout could never be enforced.
     await withDeadline(Promise.all(this.workers.map((worker) => worker.pause(true))));
@@ -98,6 +109,20 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     // Even a forced close waits for Redis; an unreachable Redis must not hold the exit.
     await withDeadline(Promise.all(this.workers.map((worker) => worker.close(true))));
     this.attemptErrors.close();
+  }
+
+  private watchLedgerBacklog(): void {
+    const byQueue = new Map(this.jobTypes.map((jobType, index) => [jobType, this.workers[index]]));
+    this.backlogWatch = new LedgerBacklogWatch(
+      {
+        redisUrl: this.options.redisUrl,
+        prefix: this.options.prefix,
+        limit: this.options.ledgerBacklogLimit ?? 0,
+        intervalMs: this.options.ledgerBacklogCheckMs ?? BACKLOG_CHECK_INTERVAL_MS,
+      },
+      byQueue,
+    );
+    this.backlogWatch.start();
   }
 
   private startWorker(jobType: string): Worker {

@@ -46,6 +46,13 @@ export interface WorkerModuleOptions {
    */
   maxStalledCount?: number;
   /**
+   * Unread entries of a queue's event stream at which its worker stops taking jobs until the
+   * ledger has read down to half of it; below BullMQ's stream length. 0 or unset: never.
+   */
+  ledgerBacklogLimit?: number;
+  /** How often the ledger's backlog is looked at; 250 ms by default. */
+  ledgerBacklogCheckMs?: number;
+  /**
    * This process is a worker's quarantine child: it starts no BullMQ worker and runs the jobs
    * its parent sends over the IPC channel.
    */

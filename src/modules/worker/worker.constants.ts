@@ -19,3 +19,6 @@ export const QUARANTINE_IDLE_TIMEOUT_MS = 60_000;
  * job after two such crashes; 3 lets it through three.
  */
 export const QUARANTINE_MAX_STALLED_COUNT = 3;
+
+/** How often a worker looks at how far the ledger is behind on its queues' event streams. */
+export const BACKLOG_CHECK_INTERVAL_MS = 250;

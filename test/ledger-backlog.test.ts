@@ -1,0 +1,95 @@
+import { DataSource } from 'typeorm';
+
+import { ledgerProgressKey } from '../src/modules/queue/queue.constants';
+import { QueueService } from '../src/modules/queue/queue.service';
+import { JobWorkerProcessor } from '../src/modules/worker/job-worker.processor';
+import { getService, streamCounters, useTestEnvironment, waitFor } from './support/test-context';
+
+const JOB_TYPE = 'diag_sleep_fifo';
+// A short stream, so that the jobs below write more events than it keeps: without the hold,
+// the worker would run them all while the ledger is away, and the stream would be trimmed
+// past entries the ledger never read (see the trimmed-stream test in ledger-repair).
+const EVENTS_MAX_LEN = 1000;
+const LIMIT = 400;
+const JOBS = 300;
+
+describe('when the ledger falls too far behind on a queue', () => {
+  const shared = useTestEnvironment('backlog');
+
+  it('holds that queue’s worker until the ledger has read down to half the limit', async () => {
+    const producer = await shared.start({
+      roles: ['api', 'worker'],
+      config: {
+        diagnosticJobs: true,
+        eventsMaxLen: EVENTS_MAX_LEN,
+        workerConcurrency: 5,
+        workerLedgerBacklogLimit: LIMIT,
+      },
+    });
+    const queue = getService(producer, QueueService);
+    const processor = getService(producer, JobWorkerProcessor);
+    const { redis, prefix } = shared.env;
+
+    // A ledger that has said it read nothing yet, as one that stopped right after starting.
+    await redis.set(ledgerProgressKey(prefix, JOB_TYPE), 0);
+    const requests = Array.from({ length: JOBS }, () => ({
+      jobType: JOB_TYPE,
+      payload: { ms: 20 },
+    }));
+    const jobs = await queue.enqueueMany(requests);
+
+    await waitFor('the worker to be held for the ledger', () =>
+      Promise.resolve(processor.heldForLedger.includes(JOB_TYPE)),
+    );
+    const bullQueue = `${prefix}:${JOB_TYPE}`;
+    await waitFor('the jobs it had taken to finish', async () => {
+      return (await redis.llen(`${bullQueue}:active`)) === 0;
+    });
+    const waitingWhenHeld = await redis.llen(`${bullQueue}:wait`);
+    expect(waitingWhenHeld).toBeGreaterThan(0);
+
+    // Four of the watch's checks later it still holds the worker, and no job was taken.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(processor.heldForLedger).toEqual([JOB_TYPE]);
+    expect(await redis.llen(`${bullQueue}:wait`)).toBe(waitingWhenHeld);
+
+    // The ledger starts, reads, says how far it got: the worker takes jobs again.
+    const ledger = await shared.start({
+      roles: ['ledger'],
+      config: { diagnosticJobs: true, eventsMaxLen: EVENTS_MAX_LEN },
+    });
+    const dataSource = ledger.get(DataSource);
+    await waitFor(
+      'every row to be completed in the ledger',
+      async () => {
+        const [{ open }] = (await dataSource.query(
+          `SELECT COUNT(*) AS open FROM job_queue WHERE status <> 'completed'`,
+        )) as Array<{ open: string }>;
+
+        return Number(open) === 0;
+      },
+      30_000,
+    );
+
+    // The stream was trimmed, but only past entries the ledger had read: every job has its
+    // three transitions, none from a repair.
+    const { entriesAdded, length } = await streamCounters(shared.env, JOB_TYPE);
+    expect(entriesAdded).toBeGreaterThanOrEqual(JOBS * 4);
+    expect(length).toBeLessThan(entriesAdded);
+    const paths = (await dataSource.query(
+      `SELECT job_id, GROUP_CONCAT(CONCAT(source, ':', COALESCE(from_status, 'null'), '>',
+         to_status) ORDER BY id) AS path
+       FROM job_queue_history GROUP BY job_id`,
+    )) as Array<{ job_id: string; path: string }>;
+    expect(paths).toHaveLength(jobs.length);
+    const distinct = [...new Set(paths.map((row) => row.path))];
+    expect(distinct).toHaveLength(1);
+    expect(distinct[0]).not.toContain('repair');
+    expect(distinct[0].split(',').map((step) => step.split(':')[1])).toEqual([
+      'null>pending',
+      'pending>processing',
+      'processing>completed',
+    ]);
+    expect(Number(await redis.get(ledgerProgressKey(prefix, JOB_TYPE)))).toBeGreaterThan(0);
+  });
+});
