@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
 import Redis from 'ioredis';
@@ -36,6 +37,15 @@ describe('freePort', () => {
 
     expect(port).toBeGreaterThan(0);
     expect([3306, 6379]).not.toContain(port);
+  });
+
+  it('stays below the kernel range of ephemeral ports, where clients get their source ports', async () => {
+    const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    const ephemeralStart = Number(range.trim().split(/\s+/)[0]);
+
+    for (let draw = 0; draw < 20; draw++) {
+      expect(await freePort()).toBeLessThan(ephemeralStart);
+    }
   });
 });
 

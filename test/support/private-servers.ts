@@ -5,8 +5,8 @@
  */
 
 import { ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { AddressInfo, connect, createServer, Socket } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -36,26 +36,47 @@ const MARIADBD = '/usr/sbin/mariadbd';
 
 const execFileAsync = promisify(execFile);
 
+/** Private servers take ports from here up to the kernel's ephemeral range, never inside it. */
+const LOWEST_PRIVATE_PORT = 20_000;
+
 /**
- * A port on 127.0.0.1 that was free a moment ago: bound to port 0, read, released. Another
- * process may take it before the caller binds it; `start()` retries on a fresh port when so.
+ * A port on 127.0.0.1 that was free a moment ago, below the kernel's range of ephemeral ports.
+ * Inside that range, a client that keeps reconnecting to a stopped server can be given the
+ * server's own port as its source port and connect to itself (TCP simultaneous open): it then
+ * holds the port and talks to itself after the server is back. Another process may still take
+ * the port before the caller binds it; `start()` retries on a fresh port when so.
  */
 export async function freePort(): Promise<number> {
+  const highest = (await ephemeralPortsStart()) - 1;
+
   for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, HOST, () => {
-        const { port } = server.address() as AddressInfo;
-        server.close(() => resolve(port));
-      });
-    });
-    if (!SHARED_PORTS.has(port)) {
+    const port =
+      LOWEST_PRIVATE_PORT + Math.floor(Math.random() * (highest - LOWEST_PRIVATE_PORT + 1));
+    if (!SHARED_PORTS.has(port) && (await canListen(port))) {
       return port;
     }
   }
 
   throw new Error(`expected a free loopback port, got none in ${FREE_PORT_ATTEMPTS} attempts`);
+}
+
+async function ephemeralPortsStart(): Promise<number> {
+  try {
+    const range = await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    const low = Number(range.trim().split(/\s+/)[0]);
+
+    return Number.isInteger(low) && low > LOWEST_PRIVATE_PORT + 1000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, HOST, () => server.close(() => resolve(true)));
+  });
 }
 
 // Two safety nets keep a server from outliving the test process that forgot its destroy().
