@@ -83,6 +83,7 @@ export class LedgerBacklogWatch {
   private timer: NodeJS.Timeout | undefined;
   private checking = false;
   private failing = false;
+  private stopped = false;
 
   constructor(
     private readonly options: LedgerBacklogWatchOptions,
@@ -105,6 +106,7 @@ export class LedgerBacklogWatch {
 
   /** Stops watching; workers it holds stay paused (shutdown pauses them all anyway). */
   stop(): void {
+    this.stopped = true;
     clearInterval(this.timer);
     this.redis.disconnect();
   }
@@ -150,7 +152,8 @@ export class LedgerBacklogWatch {
   private async apply(queue: string, unread: number | undefined): Promise<void> {
     const worker = this.workers.get(queue);
     const step = backlogStep(this.held.has(queue), unread, this.options.limit);
-    if (!worker || step === 'keep') {
+    // A check that was under way when the shutdown began must not resume a worker it paused.
+    if (!worker || step === 'keep' || this.stopped) {
       return;
     }
 
