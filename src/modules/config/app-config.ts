@@ -93,6 +93,7 @@ const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
 export function loadAppConfig(env: Env = process.env): AppConfig {
   const problems: string[] = [];
   const reader = new EnvReader(env, problems);
+  const eventsMaxLen = reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000);
 
   const config: AppConfig = {
     redisUrl: reader.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
@@ -111,7 +112,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     workerName: env.WORKER_NAME ?? `${hostname()}:${process.pid}`,
     shutdownTimeoutMs: reader.integer('SHUTDOWN_TIMEOUT_MS', 30_000, 0, 3_600_000),
     payloadLimitBytes: reader.integer('PAYLOAD_LIMIT_BYTES', 256 * 1024, 1, 16 * 1024 * 1024),
-    eventsMaxLen: reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000),
+    eventsMaxLen,
     dispatchGraceMs: reader.integer('DISPATCH_GRACE_MS', 10_000, 100, 3_600_000),
     dispatchTimeoutMs: reader.integer('DISPATCH_TIMEOUT_MS', 2_000, 50, 60_000),
     enqueueWhenRedisDown: reader.oneOf('ENQUEUE_WHEN_REDIS_DOWN', 'accept', ['accept', 'refuse']),
@@ -133,7 +134,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     workerMaxStalledCount: reader.integer('WORKER_MAX_STALLED_COUNT', undefined, 0, 1_000),
     workerQuarantineChild:
       reader.oneOf('WORKER_QUARANTINE_CHILD', 'false', ['true', 'false']) === 'true',
-    workerLedgerBacklogLimit: 0,
+    workerLedgerBacklogLimit: readBacklogLimit(reader, eventsMaxLen, problems),
     redactErrorPayloads:
       reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
@@ -141,7 +142,6 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     runMigrations: reader.oneOf('RUN_MIGRATIONS', 'true', ['true', 'false']) === 'true',
   };
 
-  config.workerLedgerBacklogLimit = readBacklogLimit(reader, config.eventsMaxLen, problems);
   if (problems.length > 0) {
     throw new ConfigValidationError(problems);
   }

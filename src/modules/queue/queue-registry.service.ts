@@ -2,7 +2,7 @@ import { Inject, Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Queue } from 'bullmq';
 
 import { JobTypeDefinition } from './job-type.interface';
-import { QUEUE_MODULE_OPTIONS } from './queue.constants';
+import { eventsStreamKey, QUEUE_MODULE_OPTIONS } from './queue.constants';
 import { QueueModuleOptions } from './queue-module-options.interface';
 
 /**
@@ -50,7 +50,7 @@ export class QueueRegistry implements OnApplicationShutdown {
 
   /** The Redis key of a queue's event stream. */
   eventsKey(jobType: string): string {
-    return `${this.options.prefix}:${jobType}:events`;
+    return eventsStreamKey(this.options.prefix, jobType);
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -8,6 +8,11 @@ export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
 
 export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 
+/** The Redis key of a queue's event stream, as BullMQ names it. */
+export function eventsStreamKey(prefix: string, queueName: string): string {
+  return `${prefix}:${queueName}:events`;
+}
+
 /**
  * How many entries of a queue's event stream the ledger has read (its `entries-added` count at
  * the ledger's position). Workers compare it with the stream's own count to see how far the

@@ -111,13 +111,19 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     this.attemptErrors.close();
   }
 
+  /** Off (no watch, no Redis connection of its own) when the limit is 0 or unset. */
   private watchLedgerBacklog(): void {
+    const limit = this.options.ledgerBacklogLimit ?? 0;
+    if (limit <= 0) {
+      return;
+    }
+
     const byQueue = new Map(this.jobTypes.map((jobType, index) => [jobType, this.workers[index]]));
     this.backlogWatch = new LedgerBacklogWatch(
       {
         redisUrl: this.options.redisUrl,
         prefix: this.options.prefix,
-        limit: this.options.ledgerBacklogLimit ?? 0,
+        limit,
         intervalMs: this.options.ledgerBacklogCheckMs ?? BACKLOG_CHECK_INTERVAL_MS,
       },
       byQueue,

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 
-import { ledgerProgressKey } from '../queue/queue.constants';
+import { eventsStreamKey, ledgerProgressKey } from '../queue/queue.constants';
 import { createRedisClient } from '../queue/redis-connection';
 
 /** The part of a BullMQ worker the watch drives. */
@@ -13,7 +13,7 @@ export interface PausableWorker {
 export interface LedgerBacklogWatchOptions {
   redisUrl: string;
   prefix: string;
-  /** Unread stream entries at which a queue's worker stops taking jobs; 0 turns the watch off. */
+  /** Unread stream entries at which a queue's worker stops taking jobs; at least 1. */
   limit: number;
   intervalMs: number;
 }
@@ -99,9 +99,7 @@ export class LedgerBacklogWatch {
   }
 
   start(): void {
-    if (this.options.limit > 0 && this.workers.size > 0) {
-      this.timer = setInterval(() => void this.check(), this.options.intervalMs);
-    }
+    this.timer = setInterval(() => void this.check(), this.options.intervalMs);
   }
 
   /** Stops watching; workers it holds stay paused (shutdown pauses them all anyway). */
@@ -140,7 +138,7 @@ export class LedgerBacklogWatch {
   private async readBacklogs(): Promise<Map<string, number | undefined>> {
     const queues = [...this.workers.keys()];
     const keys = queues.flatMap((queue) => [
-      `${this.options.prefix}:${queue}:events`,
+      eventsStreamKey(this.options.prefix, queue),
       ledgerProgressKey(this.options.prefix, queue),
     ]);
     const read = (this.redis as unknown as { readLedgerBacklog: ReadBacklog }).readLedgerBacklog;
