@@ -42,14 +42,22 @@ describe('worker processes', () => {
   });
 
   it('lets a running job finish on SIGTERM, takes no new one, then exits cleanly', async () => {
-    const role = worker({ WORKER_NAME: 'graceful', SHUTDOWN_TIMEOUT_MS: '10000' });
+    const role = worker({
+      WORKER_NAME: 'graceful',
+      SHUTDOWN_TIMEOUT_MS: '10000',
+      LOG_LEVEL: 'log',
+    });
     const running = await fixture.queue.enqueue('diag_sleep', { ms: 1500 });
     const started = await status(running.id, 'processing');
     expect(started.worker).toBe('graceful');
 
     role.child.kill('SIGTERM');
-    // Due a second from now, when the worker has long since stopped taking jobs; a job due at
-    // once could be taken in the instant before the process handles the signal.
+    // Enqueued once the workers are paused: BullMQ's fetch that was already waiting when the
+    // signal came does not look at the pause again, so a job it is woken for before the pause
+    // would still be taken. Due a second later for the same reason.
+    await waitFor('the worker to stop taking jobs', () =>
+      Promise.resolve(role.output().includes('workers stopped taking jobs')),
+    );
     const waiting = await fixture.queue.enqueue('diag_sleep', { ms: 10 }, { delayMs: 1000 });
     const exit = await role.exited;
 

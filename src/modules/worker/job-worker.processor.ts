@@ -91,6 +91,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
     // pause(true) stops fetching without waiting; close() would, and a later close(true) only
     // returns that same pending close, so the timeout could never be enforced.
     await withDeadline(Promise.all(this.workers.map((worker) => worker.pause(true))));
+    this.logger.log({ message: 'workers stopped taking jobs', running: this.running.size });
 
     const finished = await Promise.race([
       Promise.allSettled(this.running).then(() => true),
