@@ -1,4 +1,7 @@
+import { PoolConnection } from 'mysql2/promise';
 import { EntityManager } from 'typeorm';
+
+import { runInOneCall, Statement } from '../database/multi-statement';
 
 import { JobStatus } from '../../entities/job-status';
 import { StreamPosition } from './event-stream.reader';
@@ -60,23 +63,53 @@ export class LedgerBatchWriter {
   }
 
   async loadRows(manager: EntityManager, ids: number[]): Promise<Map<number, LedgerRowState>> {
-    const rows = new Map<number, LedgerRowState>();
-
-    for (const chunk of chunks(ids, ROWS_PER_STATEMENT)) {
-      const records = await manager.query<RowRecord[]>(
-        `SELECT id, status, attempt_count, error_message, worker, run_at, dispatched_at,
-                started_at, finished_at, last_event_id
-         FROM job_queue WHERE id IN (${placeholders(chunk.length)})`,
-        chunk,
-      );
-
-      for (const record of records) {
-        const row = toRowState(record);
-        rows.set(row.id, row);
-      }
+    const results: RowRecord[][] = [];
+    for (const statement of rowReads(ids)) {
+      results.push(await manager.query<RowRecord[]>(statement.sql, statement.parameters));
     }
 
-    return rows;
+    return toRowMap(results);
+  }
+
+  /**
+   * Opens a batch's transaction on a multi-statement connection and, in the same round trip,
+   * checks its cursors under a row lock and reads its rows. Throws `CursorMovedError` (with the
+   * transaction still open: the caller rolls back) when another projector got there first.
+   */
+  async beginBatch(
+    connection: PoolConnection,
+    expected: StreamPosition[],
+    ids: number[],
+  ): Promise<Map<number, LedgerRowState>> {
+    const cursorRead = cursorReads(
+      expected.map((position) => position.key),
+      true,
+    );
+    const [, ...results] = await runInOneCall(connection, [
+      { sql: 'START TRANSACTION', parameters: [] },
+      ...cursorRead,
+      ...rowReads(ids),
+    ]);
+
+    const cursorRecords = (cursorRead.length > 0 ? results.shift() : []) as CursorRecord[];
+    assertUnchanged(expected, toCursorMap(cursorRecords));
+
+    return toRowMap(results as RowRecord[][]);
+  }
+
+  /** Writes a batch's rows, history and moved cursors and commits, in one round trip. */
+  async commitBatch(
+    connection: PoolConnection,
+    rows: LedgerRowState[],
+    transitions: TransitionRecord[],
+    positions: StreamPosition[],
+  ): Promise<void> {
+    await runInOneCall(connection, [
+      ...this.rowUpdates(rows),
+      ...transitionInserts(transitions),
+      ...cursorSaves(positions),
+      { sql: 'COMMIT', parameters: [] },
+    ]);
   }
 
   /**
@@ -114,17 +147,12 @@ export class LedgerBatchWriter {
     streamKeys: string[],
     lock = false,
   ): Promise<Map<string, CursorRecord>> {
-    if (streamKeys.length === 0) {
+    const [statement] = cursorReads(streamKeys, lock);
+    if (!statement) {
       return new Map();
     }
 
-    const records = await manager.query<CursorRecord[]>(
-      `SELECT stream_key, last_event_id, entries_read, epoch FROM ledger_cursor
-       WHERE stream_key IN (${placeholders(streamKeys.length)}) ${lock ? 'FOR UPDATE' : ''}`,
-      streamKeys,
-    );
-
-    return new Map(records.map((record) => [record.stream_key, record]));
+    return toCursorMap(await manager.query<CursorRecord[]>(statement.sql, statement.parameters));
   }
 
   /**
@@ -138,44 +166,43 @@ export class LedgerBatchWriter {
       true,
     );
 
-    for (const position of expected) {
-      const record = stored.get(position.key);
-      const storedCursor = record?.last_event_id ?? '0-0';
-      if (storedCursor !== position.cursor || (record && record.epoch !== position.epoch)) {
-        throw new CursorMovedError(position.queue);
-      }
-    }
+    assertUnchanged(expected, stored);
   }
 
   async updateRows(manager: EntityManager, rows: LedgerRowState[]): Promise<void> {
-    for (const chunk of chunks(rows, ROWS_PER_STATEMENT)) {
-      const values = chunk.flatMap((row) => [
-        row.id,
-        row.status,
-        row.attemptCount,
-        row.errorMessage,
-        row.worker,
-        row.runAt,
-        row.dispatchedAt,
-        row.startedAt,
-        row.finishedAt,
-        row.lastEventId,
-      ]);
+    for (const statement of this.rowUpdates(rows)) {
+      await manager.query(statement.sql, statement.parameters);
+    }
+  }
+
+  /** One statement per chunk of rows: a derived table of new values joined on id. */
+  private rowUpdates(rows: LedgerRowState[]): Statement[] {
+    return chunks(rows, ROWS_PER_STATEMENT).map((chunk) => {
       const firstRow = `SELECT ? AS id, ? AS status, ? AS attempt_count, ? AS error_message,
         ? AS worker, ? AS run_at, ? AS dispatched_at, ? AS started_at, ? AS finished_at,
         ? AS last_event_id`;
       const otherRows = this.otherRowsOfDerivedTable(chunk.length - 1);
 
-      // One statement updates the whole chunk: a derived table of new values joined on id.
-      await manager.query(
-        `UPDATE job_queue j JOIN (${firstRow}${otherRows}) v ON j.id = v.id
+      return {
+        sql: `UPDATE job_queue j JOIN (${firstRow}${otherRows}) v ON j.id = v.id
          SET j.status = v.status, j.attempt_count = v.attempt_count,
              j.error_message = v.error_message, j.worker = v.worker, j.run_at = v.run_at,
              j.dispatched_at = v.dispatched_at, j.started_at = v.started_at,
              j.finished_at = v.finished_at, j.last_event_id = v.last_event_id`,
-        values,
-      );
-    }
+        parameters: chunk.flatMap((row) => [
+          row.id,
+          row.status,
+          row.attemptCount,
+          row.errorMessage,
+          row.worker,
+          row.runAt,
+          row.dispatchedAt,
+          row.startedAt,
+          row.finishedAt,
+          row.lastEventId,
+        ]),
+      };
+    });
   }
 
   /**
@@ -196,29 +223,8 @@ export class LedgerBatchWriter {
   }
 
   async insertTransitions(manager: EntityManager, transitions: TransitionRecord[]): Promise<void> {
-    for (const chunk of chunks(transitions, ROWS_PER_STATEMENT)) {
-      const values = chunk.flatMap((record) => [
-        record.jobId,
-        record.fromStatus,
-        record.toStatus,
-        record.attempt,
-        record.errorMessage,
-        record.worker,
-        record.occurredAt,
-        record.source,
-        record.eventId,
-        record.note,
-      ]);
-
-      await manager.query(
-        `INSERT INTO job_queue_history
-           (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
-            event_id, note)
-         VALUES ${Array(chunk.length)
-           .fill(`(${placeholders(10)})`)
-           .join(', ')}`,
-        values,
-      );
+    for (const statement of transitionInserts(transitions)) {
+      await manager.query(statement.sql, statement.parameters);
     }
   }
 
@@ -245,23 +251,102 @@ export class LedgerBatchWriter {
   }
 
   async saveCursors(manager: EntityManager, positions: StreamPosition[]): Promise<void> {
-    if (positions.length === 0) {
-      return;
+    for (const statement of cursorSaves(positions)) {
+      await manager.query(statement.sql, statement.parameters);
     }
+  }
+}
 
-    await manager.query(
-      `INSERT INTO ledger_cursor (stream_key, last_event_id, entries_read, epoch)
-       VALUES ${Array(positions.length).fill('(?, ?, ?, ?)').join(', ')}
-       ON DUPLICATE KEY UPDATE last_event_id = VALUES(last_event_id),
-         entries_read = VALUES(entries_read), epoch = VALUES(epoch)`,
-      positions.flatMap((position) => [
+function rowReads(ids: number[]): Statement[] {
+  return chunks(ids, ROWS_PER_STATEMENT).map((chunk) => ({
+    sql: `SELECT id, status, attempt_count, error_message, worker, run_at, dispatched_at,
+                 started_at, finished_at, last_event_id
+          FROM job_queue WHERE id IN (${placeholders(chunk.length)})`,
+    parameters: chunk,
+  }));
+}
+
+function toRowMap(results: RowRecord[][]): Map<number, LedgerRowState> {
+  const rows = new Map<number, LedgerRowState>();
+  for (const record of results.flat()) {
+    const row = toRowState(record);
+    rows.set(row.id, row);
+  }
+
+  return rows;
+}
+
+/** None for no keys: `IN ()` is not SQL. */
+function cursorReads(streamKeys: string[], lock: boolean): Statement[] {
+  if (streamKeys.length === 0) {
+    return [];
+  }
+
+  return [
+    {
+      sql: `SELECT stream_key, last_event_id, entries_read, epoch FROM ledger_cursor
+            WHERE stream_key IN (${placeholders(streamKeys.length)}) ${lock ? 'FOR UPDATE' : ''}`,
+      parameters: streamKeys,
+    },
+  ];
+}
+
+function toCursorMap(records: CursorRecord[]): Map<string, CursorRecord> {
+  return new Map(records.map((record) => [record.stream_key, record]));
+}
+
+function assertUnchanged(expected: StreamPosition[], stored: Map<string, CursorRecord>): void {
+  for (const position of expected) {
+    const record = stored.get(position.key);
+    const storedCursor = record?.last_event_id ?? '0-0';
+    if (storedCursor !== position.cursor || (record && record.epoch !== position.epoch)) {
+      throw new CursorMovedError(position.queue);
+    }
+  }
+}
+
+function transitionInserts(transitions: TransitionRecord[]): Statement[] {
+  return chunks(transitions, ROWS_PER_STATEMENT).map((chunk) => ({
+    sql: `INSERT INTO job_queue_history
+            (job_id, from_status, to_status, attempt, error_message, worker, occurred_at, source,
+             event_id, note)
+          VALUES ${Array(chunk.length)
+            .fill(`(${placeholders(10)})`)
+            .join(', ')}`,
+    parameters: chunk.flatMap((record) => [
+      record.jobId,
+      record.fromStatus,
+      record.toStatus,
+      record.attempt,
+      record.errorMessage,
+      record.worker,
+      record.occurredAt,
+      record.source,
+      record.eventId,
+      record.note,
+    ]),
+  }));
+}
+
+function cursorSaves(positions: StreamPosition[]): Statement[] {
+  if (positions.length === 0) {
+    return [];
+  }
+
+  return [
+    {
+      sql: `INSERT INTO ledger_cursor (stream_key, last_event_id, entries_read, epoch)
+            VALUES ${Array(positions.length).fill('(?, ?, ?, ?)').join(', ')}
+            ON DUPLICATE KEY UPDATE last_event_id = VALUES(last_event_id),
+              entries_read = VALUES(entries_read), epoch = VALUES(epoch)`,
+      parameters: positions.flatMap((position) => [
         position.key,
         position.cursor,
         position.entriesRead,
         position.epoch,
       ]),
-    );
-  }
+    },
+  ];
 }
 
 function dataLossMark(row: LedgerRowState, note: string): TransitionRecord {

@@ -9,9 +9,11 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import Redis from 'ioredis';
+import { Pool } from 'mysql2/promise';
 import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 
 import { isTerminal } from '../../entities/job-status';
+import { createMultiStatementPool, withPooledConnection } from '../database/multi-statement';
 import { JobDispatcher } from '../queue/job-dispatcher.service';
 import { fromBullJobId, ledgerProgressKey, toBullJobId } from '../queue/queue.constants';
 import { QueueRegistry } from '../queue/queue-registry.service';
@@ -54,8 +56,9 @@ export interface ProjectorStats {
 }
 
 interface BatchResult {
+  changed: LedgerRowState[];
+  transitions: TransitionRecord[];
   finishedByQueue: Map<string, string[]>;
-  transitions: number;
 }
 
 /**
@@ -84,6 +87,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
   /** Since when read positions have been ahead of the saved ones, and by how many entries. */
   private unsaved: { since: number; entries: number } | undefined;
   private leader: QueryRunner | undefined;
+  private batchConnections: Pool | undefined;
   private leaderCheckedAt = 0;
   private progressPublishedAt = 0;
   private readonly lockName: string;
@@ -146,6 +150,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       }),
     );
     await this.releaseLeadership();
+    await this.batchConnections?.end();
     this.redis.disconnect();
   }
 
@@ -312,22 +317,39 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
 
     const facts = await this.readFacts(reads);
     const stalledEvents = await this.findStalledRetries(reads);
-    const result = await this.dataSource.transaction(async (manager) => {
-      await this.assertCursorsAsSaved(manager, positions);
-      const recorded = await this.recordBatch(manager, reads, facts, stalledEvents);
-      await this.saveMovedCursors(manager, positions);
+    // `stalled` events come with the others only for the look-ahead of `findStalledRetries`.
+    const changing = reads.map((read) => read.events.filter(canChangeRow));
+    const rowIds = [...new Set(changing.flat().map(eventRowId))].filter(
+      (id): id is number => id !== undefined,
+    );
+
+    // Two round trips: the transaction's start, the cursor check and the rows' read; then
+    // every write and the commit. One statement per call cost seven per batch.
+    const result = await withPooledConnection(this.batchPool(), async (connection) => {
+      const expected = positions.map((position) => this.saved.get(position.key) ?? position);
+      const rows = await this.writer.beginBatch(connection, expected, rowIds);
+      const recorded = this.recordBatch(reads, changing, rows, facts, stalledEvents);
+      const moved = positions.filter((position) => this.saved.get(position.key) !== position);
+      await this.writer.commitBatch(connection, recorded.changed, recorded.transitions, moved);
 
       return recorded;
     });
 
     this.markSaved(positions, eventCount);
     this.stats.batches += 1;
-    this.stats.transitionsRecorded += result.transitions;
+    this.stats.transitionsRecorded += result.transitions.length;
 
     // Only after the commit: a job leaves Redis once the ledger holds its end.
     for (const [queue, jobIds] of result.finishedByQueue) {
       await this.cleaner.remove(`${this.registry.options.prefix}:${queue}:`, jobIds);
     }
+  }
+
+  /** One connection is enough: a projector writes one batch at a time. */
+  private batchPool(): Pool {
+    this.batchConnections ??= createMultiStatementPool(this.dataSource, 1);
+
+    return this.batchConnections;
   }
 
   /** A batch that changes no row: its cursors wait to be saved with a later write. */
@@ -400,19 +422,14 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     this.saved.clear();
   }
 
-  private async recordBatch(
-    manager: EntityManager,
+  /** Applies the batch's events to its rows, in memory: what to write, and which jobs ended. */
+  private recordBatch(
     reads: StreamRead[],
+    changing: QueueEvent[][],
+    rows: Map<number, LedgerRowState>,
     facts: Map<string, JobFacts>,
     stalledEvents: Set<string>,
-  ): Promise<BatchResult> {
-    // `stalled` events come with the others only for the look-ahead of `findStalledRetries`.
-    const changing = reads.map((read) => read.events.filter(canChangeRow));
-    const rowIds = [...new Set(changing.flat().map(eventRowId))];
-    const rows = await this.writer.loadRows(
-      manager,
-      rowIds.filter((id): id is number => id !== undefined),
-    );
+  ): BatchResult {
     const changed = new Map<number, LedgerRowState>();
     const transitions: TransitionRecord[] = [];
     const finishedByQueue = new Map<string, string[]>();
@@ -445,10 +462,7 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
       }
     }
 
-    await this.writer.updateRows(manager, [...changed.values()]);
-    await this.writer.insertTransitions(manager, transitions);
-
-    return { finishedByQueue, transitions: transitions.length };
+    return { changed: [...changed.values()], transitions, finishedByQueue };
   }
 
   /** Redis facts that events leave out: who ran an attempt, and why a retried attempt failed. */

@@ -1,9 +1,10 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { createPool, Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
+import { Pool, PoolConnection, RowDataPacket } from 'mysql2/promise';
 import { Between, DataSource, EntityManager, In } from 'typeorm';
 
 import { JobEntity, JobTransitionEntity } from '../../entities';
+import { createMultiStatementPool, withPooledConnection } from '../database/multi-statement';
 import { ValidatedJob } from './enqueue-request';
 
 export interface InsertOutcome {
@@ -54,47 +55,16 @@ export class JobLedgerRepository implements OnApplicationShutdown {
       return undefined;
     }
 
-    const connection = await this.pool().getConnection();
-    let reusable = true;
-    try {
-      const [{ firstId, createdAt }] = await runGroupInsert(connection, jobs);
+    const [{ firstId, createdAt }] = await withPooledConnection(this.pool(), (connection) =>
+      runGroupInsert(connection, jobs),
+    );
 
-      return jobs.map((job, index) => newRow(job, Number(firstId) + index, createdAt));
-    } catch (error) {
-      // The statements stop at the first error, possibly inside the transaction.
-      reusable = await connection.query('ROLLBACK').then(
-        () => true,
-        () => false,
-      );
-      throw error;
-    } finally {
-      if (reusable) {
-        connection.release();
-      } else {
-        connection.destroy();
-      }
-    }
+    return jobs.map((job, index) => newRow(job, Number(firstId) + index, createdAt));
   }
 
   /** Connections of their own: TypeORM's do not accept several statements per call. */
   private pool(): Pool {
-    if (!this.multiStatementPool) {
-      const options = this.dataSource.driver.options as MariaDbConnectionOptions;
-      this.multiStatementPool = createPool({
-        host: options.host,
-        port: options.port,
-        user: options.username,
-        password: options.password,
-        database: options.database,
-        charset: options.charset,
-        timezone: options.timezone,
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-        connectTimeout: options.connectTimeout,
-        connectionLimit: 4,
-        multipleStatements: true,
-      });
-    }
+    this.multiStatementPool ??= createMultiStatementPool(this.dataSource, 4);
 
     return this.multiStatementPool;
   }
@@ -228,17 +198,6 @@ export class JobLedgerRepository implements OnApplicationShutdown {
     return this.dataSource.manager;
   }
 }
-
-type MariaDbConnectionOptions = {
-  host?: string;
-  port?: number;
-  username?: string;
-  password?: string;
-  database?: string;
-  charset?: string;
-  timezone?: string;
-  connectTimeout?: number;
-};
 
 /**
  * The rows and their history in one transaction, as one call. Every value is a placeholder; the
