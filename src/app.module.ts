@@ -91,6 +91,7 @@ function queueOptions(config: AppConfig) {
     dispatchGraceMs: config.dispatchGraceMs,
     dispatchTimeoutMs: config.dispatchTimeoutMs,
     enqueueWhenRedisDown: config.enqueueWhenRedisDown,
+    producerLedgerBacklogLimit: config.producerLedgerBacklogLimit,
   };
 }
 

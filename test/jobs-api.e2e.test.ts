@@ -5,15 +5,20 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 
 import { AppModule } from '../src/app.module';
+import { AppConfig } from '../src/modules/config/app-config';
 import { jsonBodyLimitBytes } from '../src/modules/jobs-api/jobs-api.constants';
+import { ledgerProgressKey } from '../src/modules/queue/queue.constants';
 import { createTestEnvironment, TestEnvironment, waitFor } from './support/test-context';
 
 /**
  * Builds the api role the way main.ts does. startApp() cannot be used here: the JSON body limit
  * must be set before init(), and startApp() initialises the app itself.
  */
-async function startApiApp(env: TestEnvironment): Promise<NestExpressApplication> {
-  const config = env.config({ roles: ['api'] });
+async function startApiApp(
+  env: TestEnvironment,
+  overrides: Partial<AppConfig> = {},
+): Promise<NestExpressApplication> {
+  const config = env.config({ ...overrides, roles: ['api'] });
   const moduleRef = await Test.createTestingModule({
     imports: [AppModule.forRoles({ config })],
   }).compile();
@@ -482,6 +487,42 @@ describe('jobs API', () => {
         statusCode: 503,
         message: expect.stringContaining('unavailable'),
       });
+    });
+  });
+
+  describe('when the ledger is too far behind on the queue', () => {
+    let lagging: NestExpressApplication;
+    const progressKey = () => ledgerProgressKey(env.prefix, email.jobType);
+
+    beforeAll(async () => {
+      lagging = await startApiApp(env, { eventsMaxLen: 1000, producerLedgerBacklogLimit: 10 });
+    });
+
+    afterAll(async () => {
+      await env.redis.del(progressKey());
+      await lagging?.close();
+    });
+
+    it('answers 503 with Retry-After, names the queue, and writes nothing', async () => {
+      // A ledger that has read nothing of a stream holding every job enqueued so far.
+      await env.redis.set(progressKey(), 0);
+      const refused = await waitFor('an enqueue to be refused', async () => {
+        const response = await request(lagging.getHttpServer()).post('/jobs').send(email);
+
+        return response.status === 503 ? response : undefined;
+      });
+      const before = await countRows();
+
+      const response = await request(lagging.getHttpServer()).post('/jobs').send(email);
+
+      expect(response.status).toBe(503);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.body).toMatchObject({ statusCode: 503, error: 'Service Unavailable' });
+      expect(response.body.message).toMatch(
+        /ledger is \d+ events behind on queue "email_dispatch"/,
+      );
+      expect(refused.headers['retry-after']).toBe('1');
+      expect(await countRows()).toBe(before);
     });
   });
 

@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 
 import { ledgerProgressKey } from '../src/modules/queue/queue.constants';
+import { LedgerBehindError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobWorkerProcessor } from '../src/modules/worker/job-worker.processor';
 import { getService, streamCounters, useTestEnvironment, waitFor } from './support/test-context';
@@ -91,5 +92,114 @@ describe('when the ledger falls too far behind on a queue', () => {
       'processing>completed',
     ]);
     expect(Number(await redis.get(ledgerProgressKey(prefix, JOB_TYPE)))).toBeGreaterThan(0);
+  });
+});
+
+describe('when producers would outrun a ledger that is too far behind', () => {
+  const shared = useTestEnvironment('backlogproducer');
+  const PRODUCER_LIMIT = 40;
+
+  /** Tries one enqueue; the refusal, or `undefined` once the job was accepted. */
+  async function refusal(attempt: () => Promise<unknown>): Promise<LedgerBehindError | undefined> {
+    try {
+      await attempt();
+
+      return undefined;
+    } catch (error) {
+      if (error instanceof LedgerBehindError) {
+        return error;
+      }
+      throw error;
+    }
+  }
+
+  async function countRows(dataSource: DataSource): Promise<number> {
+    const [{ n }] = await dataSource.query<Array<{ n: string }>>(
+      'SELECT COUNT(*) AS n FROM job_queue',
+    );
+
+    return Number(n);
+  }
+
+  it('refuses that queue’s new jobs, writing nothing, until the ledger has caught up', async () => {
+    const producer = await shared.start({
+      roles: ['api'],
+      config: {
+        diagnosticJobs: true,
+        eventsMaxLen: EVENTS_MAX_LEN,
+        producerLedgerBacklogLimit: PRODUCER_LIMIT,
+      },
+    });
+    const queue = getService(producer, QueueService);
+    const dataSource = producer.get(DataSource);
+    const { redis, prefix } = shared.env;
+    const progressKey = ledgerProgressKey(prefix, JOB_TYPE);
+
+    // No ledger has published its progress: the backlog is unknown and nothing is held.
+    await queue.enqueueMany(
+      Array.from({ length: PRODUCER_LIMIT }, (_, i) => ({ jobType: JOB_TYPE, payload: { i } })),
+    );
+
+    // A ledger that has read nothing of the stream, which now holds two events per job.
+    await redis.set(progressKey, 0);
+    const refused = await waitFor('enqueues of the lagging queue to be refused', () =>
+      refusal(() => queue.enqueue(JOB_TYPE, { probe: true })),
+    );
+    expect(refused).toMatchObject({ queue: JOB_TYPE, limit: PRODUCER_LIMIT });
+    expect(refused.unreadEntries).toBeGreaterThanOrEqual(PRODUCER_LIMIT);
+    expect(refused.message).toContain(`queue "${JOB_TYPE}"`);
+
+    // Every way in is refused while it lasts, and writes nothing.
+    const rowsBefore = await countRows(dataSource);
+    const attempts = [
+      () => queue.enqueue(JOB_TYPE, { single: true }),
+      () =>
+        queue.enqueueMany([
+          { jobType: 'diag_noop', payload: {} },
+          { jobType: JOB_TYPE, payload: {} },
+        ]),
+      () =>
+        dataSource.transaction((manager) => queue.enqueue(JOB_TYPE, { inTx: true }, { manager })),
+    ];
+    for (const attempt of attempts) {
+      expect(await refusal(attempt)).toBeInstanceOf(LedgerBehindError);
+    }
+    expect(await countRows(dataSource)).toBe(rowsBefore);
+
+    // Other queues are not held.
+    await expect(queue.enqueue('diag_noop', { other: true })).resolves.toMatchObject({
+      status: 'pending',
+    });
+
+    // The ledger says it has read everything: jobs are accepted again.
+    const { entriesAdded } = await streamCounters(shared.env, JOB_TYPE);
+    await redis.set(progressKey, entriesAdded);
+    const accepted = await waitFor('enqueues to be accepted again', async () =>
+      (await refusal(() => queue.enqueue(JOB_TYPE, { after: true }))) ? undefined : true,
+    );
+    expect(accepted).toBe(true);
+  });
+
+  it('refuses nothing with the limit at 0', async () => {
+    const producer = await shared.start({
+      roles: ['api'],
+      config: { diagnosticJobs: true, eventsMaxLen: EVENTS_MAX_LEN, producerLedgerBacklogLimit: 0 },
+    });
+    const queue = getService(producer, QueueService);
+    const { redis, prefix } = shared.env;
+    await queue.enqueueMany(
+      Array.from({ length: PRODUCER_LIMIT }, (_, i) => ({ jobType: JOB_TYPE, payload: { i } })),
+    );
+    await redis.set(ledgerProgressKey(prefix, JOB_TYPE), 0);
+    const { entriesAdded } = await streamCounters(shared.env, JOB_TYPE);
+    expect(entriesAdded).toBeGreaterThanOrEqual(PRODUCER_LIMIT * 2);
+
+    // Past the gate's reading interval several times over, every enqueue is still accepted.
+    const started = Date.now();
+    while (Date.now() - started < 1000) {
+      await expect(queue.enqueue(JOB_TYPE, { at: Date.now() })).resolves.toMatchObject({
+        status: 'pending',
+      });
+    }
   });
 });

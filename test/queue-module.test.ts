@@ -72,4 +72,15 @@ describe('QueueModule.forRootAsync in a service of its own', () => {
       'Job type "event_forward": prioritized must be true or false, got no',
     );
   });
+
+  it('refuses a producer backlog limit that the stream trimming would outrun', () => {
+    const jobTypes = [{ name: 'event_forward' }];
+    const options = { redisUrl: TEST_REDIS_URL, jobTypes, eventsMaxLen: 5000 };
+
+    expect(() => QueueModule.forRoot({ ...options, producerLedgerBacklogLimit: 5000 })).toThrow(
+      'producerLedgerBacklogLimit must be an integer from 0 to eventsMaxLen - 1 (4999), got 5000',
+    );
+    expect(() => QueueModule.forRoot({ ...options, producerLedgerBacklogLimit: 0 })).not.toThrow();
+    expect(() => QueueModule.forRoot(options)).not.toThrow();
+  });
 });

@@ -40,8 +40,12 @@ export async function createTestEnvironment(label: string): Promise<TestEnvironm
     LOG_LEVEL: 'warn',
   };
 
+  // Settings whose defaults follow the stream length (the backlog limits) follow an override.
   const config = (overrides: Partial<AppConfig> = {}): AppConfig => ({
-    ...loadAppConfig(baseEnv),
+    ...loadAppConfig({
+      ...baseEnv,
+      ...(overrides.eventsMaxLen ? { EVENTS_MAX_LEN: String(overrides.eventsMaxLen) } : {}),
+    }),
     ...overrides,
   });
   await prepareDatabase(config());

@@ -287,4 +287,33 @@ describe('loadAppConfig', () => {
       );
     });
   });
+
+  describe("when the producers' ledger backlog limit is set or left out", () => {
+    it("defaults to 80% of the event stream length, above the workers' half", () => {
+      expect(loadAppConfig({}).producerLedgerBacklogLimit).toBe(80_000);
+      expect(loadAppConfig({ EVENTS_MAX_LEN: '9000' }).producerLedgerBacklogLimit).toBe(7200);
+    });
+
+    it('accepts 0 (never refuse) and any value below the stream length', () => {
+      expect(loadAppConfig({ PRODUCER_LEDGER_BACKLOG_LIMIT: '0' }).producerLedgerBacklogLimit).toBe(
+        0,
+      );
+      expect(
+        loadAppConfig({ EVENTS_MAX_LEN: '2000', PRODUCER_LEDGER_BACKLOG_LIMIT: '1999' })
+          .producerLedgerBacklogLimit,
+      ).toBe(1999);
+    });
+
+    it('refuses a limit the stream trimming would outrun, naming both variables', () => {
+      const message = configErrorOf({
+        EVENTS_MAX_LEN: '2000',
+        PRODUCER_LEDGER_BACKLOG_LIMIT: '2500',
+      }).message;
+      expect(message).toContain('PRODUCER_LEDGER_BACKLOG_LIMIT=2500');
+      expect(message).toContain('expected less than EVENTS_MAX_LEN (2000)');
+      expect(configErrorOf({ PRODUCER_LEDGER_BACKLOG_LIMIT: 'lots' }).message).toContain(
+        'PRODUCER_LEDGER_BACKLOG_LIMIT',
+      );
+    });
+  });
 });

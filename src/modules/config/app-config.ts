@@ -64,6 +64,11 @@ export interface AppConfig {
    * cannot drop transitions the ledger has not read.
    */
   workerLedgerBacklogLimit: number;
+  /**
+   * Unread entries of a queue's event stream at which enqueues of that queue are refused (503
+   * over HTTP) until the ledger catches up (0: never). Below `eventsMaxLen`.
+   */
+  producerLedgerBacklogLimit: number;
   /** Whether payload values in handler error messages are replaced by [redacted]. */
   redactErrorPayloads: boolean;
   /** Adds the diagnostic job types (no-op, sleep, fail N times) used by tests and the benchmark. */
@@ -134,7 +139,16 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     workerMaxStalledCount: reader.integer('WORKER_MAX_STALLED_COUNT', undefined, 0, 1_000),
     workerQuarantineChild:
       reader.oneOf('WORKER_QUARANTINE_CHILD', 'false', ['true', 'false']) === 'true',
-    workerLedgerBacklogLimit: readBacklogLimit(reader, eventsMaxLen, problems),
+    workerLedgerBacklogLimit: readBacklogLimit(reader, 'WORKER_LEDGER_BACKLOG_LIMIT', {
+      eventsMaxLen,
+      defaultShare: 0.5,
+      problems,
+    }),
+    producerLedgerBacklogLimit: readBacklogLimit(reader, 'PRODUCER_LEDGER_BACKLOG_LIMIT', {
+      eventsMaxLen,
+      defaultShare: 0.8,
+      problems,
+    }),
     redactErrorPayloads:
       reader.oneOf('REDACT_ERROR_PAYLOADS', 'true', ['true', 'false']) === 'true',
     diagnosticJobs: reader.oneOf('DIAGNOSTIC_JOBS', 'false', ['true', 'false']) === 'true',
@@ -149,15 +163,27 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
   return config;
 }
 
-/** Half of the stream's length by default: room for the events that arrive while workers stop. */
-function readBacklogLimit(reader: EnvReader, eventsMaxLen: number, problems: string[]): number {
-  const key = 'WORKER_LEDGER_BACKLOG_LIMIT';
-  const limit = reader.integer(key, Math.floor(eventsMaxLen / 2), 0, 10_000_000);
+/**
+ * A share of the stream's length by default: half for workers, leaving room for the events that
+ * arrive while they stop; 80% for producers, above it.
+ */
+function readBacklogLimit(
+  reader: EnvReader,
+  key: string,
+  { eventsMaxLen, defaultShare, problems }: BacklogLimitRule,
+): number {
+  const limit = reader.integer(key, Math.floor(eventsMaxLen * defaultShare), 0, 10_000_000);
   if (limit >= eventsMaxLen) {
     problems.push(`${key}=${limit}: expected less than EVENTS_MAX_LEN (${eventsMaxLen})`);
   }
 
   return limit;
+}
+
+interface BacklogLimitRule {
+  eventsMaxLen: number;
+  defaultShare: number;
+  problems: string[];
 }
 
 class EnvReader {

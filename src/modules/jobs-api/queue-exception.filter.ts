@@ -1,7 +1,15 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpStatus, Logger } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 
-import { JobValidationError, LedgerUnavailableError, RedisUnavailableError } from '../queue';
+import {
+  JobValidationError,
+  LedgerBehindError,
+  LedgerUnavailableError,
+  RedisUnavailableError,
+} from '../queue';
+
+type QueueError =
+  JobValidationError | LedgerBehindError | LedgerUnavailableError | RedisUnavailableError;
 
 /** The body of every 400 that names one field: Nest's usual shape plus `field` and `rule`. */
 export interface FieldErrorBody {
@@ -18,19 +26,16 @@ export function fieldErrorBody(field: string, rule: string, message: string): Fi
 
 /**
  * Turns QueueService's errors into HTTP answers: a broken rule is the client's 400, an
- * unreachable ledger is a 503 the client may retry. Every other error is left to Nest, which
+ * unreachable or lagging ledger is a 503 the client may retry. Every other error is left to Nest, which
  * already answers a malformed JSON body with 400 and an oversized one with 413.
  */
-@Catch(JobValidationError, LedgerUnavailableError, RedisUnavailableError)
+@Catch(JobValidationError, LedgerBehindError, LedgerUnavailableError, RedisUnavailableError)
 export class QueueExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger(QueueExceptionFilter.name);
 
   constructor(private readonly adapterHost: HttpAdapterHost) {}
 
-  catch(
-    error: JobValidationError | LedgerUnavailableError | RedisUnavailableError,
-    host: ArgumentsHost,
-  ): void {
+  catch(error: QueueError, host: ArgumentsHost): void {
     const response: unknown = host.switchToHttp().getResponse();
     const { httpAdapter } = this.adapterHost;
 
@@ -40,7 +45,14 @@ export class QueueExceptionFilter implements ExceptionFilter {
       return;
     }
 
-    this.logger.error({ message: error.message, cause: describeCause(error.cause) });
+    if (error instanceof LedgerBehindError) {
+      // Expected under overload and answered on every request meanwhile: a warning, not an error.
+      this.logger.warn({ message: error.message, queue: error.queue });
+    } else {
+      this.logger.error({ message: error.message, cause: describeCause(error.cause) });
+    }
+    // Every 503 here is passing: the ledger, Redis or the database is expected back.
+    httpAdapter.setHeader(response, 'Retry-After', '1');
     httpAdapter.reply(
       response,
       {

@@ -7,7 +7,7 @@ import { isPrioritized } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullJobId, toBullPriority } from './queue.constants';
 import { RedisUnavailableError } from './queue.errors';
-import { createRedisClient } from './redis-connection';
+import { createRedisClient, withTimeout } from './redis-connection';
 
 /** After Redis failed a send, further sends are skipped for this long. */
 const REDIS_RETRY_AFTER_MS = 3000;
@@ -164,20 +164,6 @@ export class JobDispatcher implements OnApplicationShutdown {
     }
 
     return {};
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
-  });
-  promise.catch(() => undefined);
-
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -27,6 +27,12 @@ export interface QueueConnectionOptions {
    * @defaultValue 'accept'
    */
   enqueueWhenRedisDown?: 'accept' | 'refuse';
+  /**
+   * Unread entries of a queue's event stream (the ledger's backlog) at which new jobs of that
+   * queue are refused with `LedgerBehindError`, so that trimming cannot outrun the ledger; 0
+   * never refuses. Must be below `eventsMaxLen`. @defaultValue 80% of `eventsMaxLen`
+   */
+  producerLedgerBacklogLimit?: number;
 }
 
 /** Everything `QueueModule` needs, resolved. */

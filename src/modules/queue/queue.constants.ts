@@ -8,6 +8,12 @@ export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
 
 export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 
+/** Share of `eventsMaxLen` unread at which producers are refused by default (workers stop at half). */
+export const PRODUCER_BACKLOG_SHARE = 0.8;
+
+/** How long a producer trusts its reading of the ledger's backlog. */
+export const BACKLOG_READING_TTL_MS = 250;
+
 /** The Redis key of a queue's event stream, as BullMQ names it. */
 export function eventsStreamKey(prefix: string, queueName: string): string {
   return `${prefix}:${queueName}:events`;

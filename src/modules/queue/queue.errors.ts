@@ -33,3 +33,25 @@ export class RedisUnavailableError extends Error {
     this.name = 'RedisUnavailableError';
   }
 }
+
+/**
+ * The ledger has left too many entries of the queue's event stream unread
+ * (`producerLedgerBacklogLimit`); nothing was written. More jobs now could push entries it has
+ * not recorded out of the stream, so the producer should retry once it has caught up.
+ */
+export class LedgerBehindError extends Error {
+  /** How long to wait before trying again, in seconds. */
+  readonly retryAfterSeconds = 1;
+
+  constructor(
+    readonly queue: string,
+    readonly unreadEntries: number,
+    readonly limit: number,
+  ) {
+    super(
+      `the ledger is ${unreadEntries} events behind on queue "${queue}" (limit ${limit}); ` +
+        'the job was not accepted, retry later',
+    );
+    this.name = 'LedgerBehindError';
+  }
+}

@@ -5,8 +5,14 @@ import { AfterCommitDispatchSubscriber } from './after-commit-dispatch.subscribe
 import { JobDispatcher } from './job-dispatcher.service';
 import { JobLedgerRepository } from './job-ledger.repository';
 import { JobTypeDefinition } from './job-type.interface';
+import { LedgerBacklogGate } from './ledger-backlog.gate';
 import { QueueRegistry } from './queue-registry.service';
-import { JOB_TYPE_PATTERN, MAX_ATTEMPTS, QUEUE_MODULE_OPTIONS } from './queue.constants';
+import {
+  JOB_TYPE_PATTERN,
+  MAX_ATTEMPTS,
+  PRODUCER_BACKLOG_SHARE,
+  QUEUE_MODULE_OPTIONS,
+} from './queue.constants';
 import { QueueConnectionOptions, QueueModuleOptions } from './queue-module-options.interface';
 import { QueueService } from './queue.service';
 
@@ -22,6 +28,7 @@ const PROVIDERS = [
   JobLedgerRepository,
   JobDispatcher,
   AfterCommitDispatchSubscriber,
+  LedgerBacklogGate,
   QueueService,
 ];
 
@@ -78,17 +85,30 @@ function resolveOptions(
   jobTypes: JobTypeDefinition[],
 ): QueueModuleOptions {
   assertCatalogue(jobTypes);
+  const eventsMaxLen = connection.eventsMaxLen ?? 100_000;
+  const producerLedgerBacklogLimit =
+    connection.producerLedgerBacklogLimit ?? Math.floor(eventsMaxLen * PRODUCER_BACKLOG_SHARE);
+  assertBacklogLimit(producerLedgerBacklogLimit, eventsMaxLen);
 
   return {
     redisUrl: connection.redisUrl,
     prefix: connection.prefix ?? 'lq',
     payloadLimitBytes: connection.payloadLimitBytes ?? 256 * 1024,
-    eventsMaxLen: connection.eventsMaxLen ?? 100_000,
+    eventsMaxLen,
     dispatchGraceMs: connection.dispatchGraceMs ?? 10_000,
     dispatchTimeoutMs: connection.dispatchTimeoutMs ?? 2_000,
     enqueueWhenRedisDown: connection.enqueueWhenRedisDown ?? 'accept',
+    producerLedgerBacklogLimit,
     jobTypes,
   };
+}
+
+function assertBacklogLimit(limit: number, eventsMaxLen: number): void {
+  if (!Number.isInteger(limit) || limit < 0 || limit >= eventsMaxLen) {
+    throw new Error(
+      `producerLedgerBacklogLimit must be an integer from 0 to eventsMaxLen - 1 (${eventsMaxLen - 1}), got ${limit}`,
+    );
+  }
 }
 
 /** A wrong catalogue is a programming error: refuse to boot, saying what to fix. */

@@ -12,6 +12,7 @@ import {
 import { JobDispatcher } from './job-dispatcher.service';
 import { EnqueueBatcher } from './enqueue-batcher';
 import { InsertOutcome, JobLedgerRepository } from './job-ledger.repository';
+import { LedgerBacklogGate } from './ledger-backlog.gate';
 import { QueueRegistry } from './queue-registry.service';
 import { MAX_BATCH_SIZE } from './queue.constants';
 import { JobValidationError, LedgerUnavailableError } from './queue.errors';
@@ -36,6 +37,7 @@ export class QueueService {
     private readonly ledger: JobLedgerRepository,
     private readonly dispatcher: JobDispatcher,
     private readonly afterCommit: AfterCommitDispatchSubscriber,
+    private readonly backlogGate: LedgerBacklogGate,
   ) {}
 
   private readonly batcher = new EnqueueBatcher(
@@ -51,6 +53,7 @@ export class QueueService {
    * @returns the ledger row, status `pending`
    * @throws JobValidationError naming the field and the rule; nothing is written
    * @throws LedgerUnavailableError when the database cannot be written; nothing is sent
+   * @throws LedgerBehindError when the ledger is too far behind on the queue; nothing is written
    */
   async enqueue(
     jobType: string,
@@ -66,7 +69,7 @@ export class QueueService {
     }
 
     // Without a caller's transaction, concurrent enqueues share one commit and one send.
-    await this.refuseIfRedisDown();
+    await this.refuseIfCannotRecord([job]);
 
     return this.batcher.submit(job);
   }
@@ -78,6 +81,7 @@ export class QueueService {
    * @param options - `manager` to join a caller's transaction
    * @returns the ledger rows in request order
    * @throws JobValidationError naming the offending `jobs[i].field`; nothing is written
+   * @throws LedgerBehindError when the ledger is too far behind on a queue; nothing is written
    */
   async enqueueMany(
     requests: EnqueueRequest[],
@@ -117,14 +121,17 @@ export class QueueService {
     );
   }
 
-  private async refuseIfRedisDown(): Promise<void> {
+  /** Refusals that come before anything is written: Redis down (if so configured), ledger behind. */
+  private async refuseIfCannotRecord(jobs: ValidatedJob[]): Promise<void> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
       await this.dispatcher.assertRedisAvailable();
     }
+
+    await this.backlogGate.assertRoomFor(jobs.map((job) => job.jobType));
   }
 
   private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
-    await this.refuseIfRedisDown();
+    await this.refuseIfCannotRecord(jobs);
 
     const queryRunner = manager?.queryRunner;
     if (manager && queryRunner?.isTransactionActive) {

@@ -14,3 +14,18 @@ export function createRedisClient(url: string, blocking = false): Redis {
 
   return client;
 }
+
+/** Rejects when Redis has not answered within `ms`; ioredis may otherwise wait for a reconnect. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms);
+  });
+  promise.catch(() => undefined);
+
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

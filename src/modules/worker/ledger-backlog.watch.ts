@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import Redis from 'ioredis';
 
-import { eventsStreamKey, ledgerProgressKey } from '../queue/queue.constants';
+import { readLedgerBacklogs } from '../queue/ledger-backlog';
 import { createRedisClient } from '../queue/redis-connection';
 
 /** The part of a BullMQ worker the watch drives. */
@@ -45,36 +45,11 @@ export function backlogStep(
 }
 
 /**
- * For each queue (pairs of KEYS: event stream, ledger progress key) returns the ledger's
- * progress (empty if unknown) and the stream's `entries-added` (-1 if there is no stream).
- */
-const READ_BACKLOG_SCRIPT = `
-local reply = {}
-for q = 1, #KEYS / 2 do
-  local read = redis.call('GET', KEYS[2 * q])
-  local added = -1
-  if read then
-    local info = redis.pcall('XINFO', 'STREAM', KEYS[2 * q - 1])
-    if type(info) == 'table' and not info.err then
-      for index = 1, #info, 2 do
-        if info[index] == 'entries-added' then added = info[index + 1] end
-      end
-    end
-  end
-  reply[q] = { read or '', added }
-end
-return reply
-`;
-
-type ReadBacklog = (numberOfKeys: number, ...keys: string[]) => Promise<unknown>;
-
-/**
  * Stops a queue's worker from taking jobs while the ledger is too far behind on that queue's
  * event stream, and lets it go on once the ledger has caught up. BullMQ trims each stream to
  * `EVENTS_MAX_LEN` entries; a ledger that fell further behind (starved of CPU by the workers,
  * or down) would find the transitions it had not read gone, and could only repair the final
- * states. Running jobs finish; producers are not held, and their events (`added`, `waiting`)
- * change no row.
+ * states. Running jobs finish. Producers are refused at a higher limit (`LedgerBacklogGate`).
  */
 export class LedgerBacklogWatch {
   private readonly logger = new Logger(LedgerBacklogWatch.name);
@@ -90,7 +65,6 @@ export class LedgerBacklogWatch {
     private readonly workers: ReadonlyMap<string, PausableWorker>,
   ) {
     this.redis = createRedisClient(options.redisUrl);
-    this.redis.defineCommand('readLedgerBacklog', { lua: READ_BACKLOG_SCRIPT });
   }
 
   /** The queues whose workers are held back now. */
@@ -135,16 +109,8 @@ export class LedgerBacklogWatch {
     }
   }
 
-  private async readBacklogs(): Promise<Map<string, number | undefined>> {
-    const queues = [...this.workers.keys()];
-    const keys = queues.flatMap((queue) => [
-      eventsStreamKey(this.options.prefix, queue),
-      ledgerProgressKey(this.options.prefix, queue),
-    ]);
-    const read = (this.redis as unknown as { readLedgerBacklog: ReadBacklog }).readLedgerBacklog;
-    const reply = (await read.call(this.redis, keys.length, ...keys)) as Array<[string, number]>;
-
-    return new Map(queues.map((queue, index) => [queue, unreadEntries(reply[index])]));
+  private readBacklogs(): Promise<Map<string, number | undefined>> {
+    return readLedgerBacklogs(this.redis, this.options.prefix, [...this.workers.keys()]);
   }
 
   private async apply(queue: string, unread: number | undefined): Promise<void> {
@@ -173,12 +139,4 @@ export class LedgerBacklogWatch {
       this.logger.log({ message: 'reading the ledger backlog again' });
     }
   }
-}
-
-function unreadEntries(reply: [string, number] | undefined): number | undefined {
-  if (!reply || reply[0] === '' || Number(reply[1]) < 0) {
-    return undefined;
-  }
-
-  return Math.max(0, Number(reply[1]) - Number(reply[0]));
 }
