@@ -14,6 +14,14 @@ const EVENTS_MAX_LEN = 1000;
 const LIMIT = 400;
 const JOBS = 300;
 
+async function countRows(dataSource: DataSource): Promise<number> {
+  const [{ n }] = await dataSource.query<Array<{ n: string }>>(
+    'SELECT COUNT(*) AS n FROM job_queue',
+  );
+
+  return Number(n);
+}
+
 describe('when the ledger falls too far behind on a queue', () => {
   const shared = useTestEnvironment('backlog');
 
@@ -113,14 +121,6 @@ describe('when producers would outrun a ledger that is too far behind', () => {
     }
   }
 
-  async function countRows(dataSource: DataSource): Promise<number> {
-    const [{ n }] = await dataSource.query<Array<{ n: string }>>(
-      'SELECT COUNT(*) AS n FROM job_queue',
-    );
-
-    return Number(n);
-  }
-
   it('refuses that queue’s new jobs, writing nothing, until the ledger has caught up', async () => {
     const producer = await shared.start({
       roles: ['api'],
@@ -201,5 +201,95 @@ describe('when producers would outrun a ledger that is too far behind', () => {
         status: 'pending',
       });
     }
+  });
+});
+
+interface Progress {
+  refusals: number;
+  done: boolean;
+}
+
+describe('producers and workers while the ledger is away, on a short stream', () => {
+  const shared = useTestEnvironment('backlogboth');
+  const JOB_COUNT = 900;
+
+  /** Enqueues jobs one by one, waiting and retrying whenever the ledger is behind. */
+  async function enqueueRetrying(queue: QueueService, count: number, progress: Progress) {
+    for (let i = 0; i < count; i++) {
+      for (;;) {
+        try {
+          await queue.enqueue(JOB_TYPE, { ms: 1, i });
+          break;
+        } catch (error) {
+          if (!(error instanceof LedgerBehindError)) {
+            throw error;
+          }
+          progress.refusals += 1;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
+    }
+    progress.done = true;
+  }
+
+  it('loses no transition: the stream is trimmed only past entries the ledger has read', async () => {
+    const config = {
+      diagnosticJobs: true,
+      eventsMaxLen: EVENTS_MAX_LEN,
+      workerConcurrency: 10,
+      workerLedgerBacklogLimit: 400,
+      producerLedgerBacklogLimit: 700,
+    };
+    const producer = await shared.start({ roles: ['api', 'worker'], config });
+    const queue = getService(producer, QueueService);
+    const { redis, prefix } = shared.env;
+
+    // A ledger that read nothing and then went away; producers keep trying.
+    await redis.set(ledgerProgressKey(prefix, JOB_TYPE), 0);
+    const progress: Progress = { refusals: 0, done: false };
+    const producing = enqueueRetrying(queue, JOB_COUNT, progress);
+    const processor = getService(producer, JobWorkerProcessor);
+    await waitFor('the worker to be held for the ledger', () =>
+      Promise.resolve(processor.heldForLedger.includes(JOB_TYPE)),
+    );
+    await waitFor('producers to be refused', () => Promise.resolve(progress.refusals > 0));
+    expect(progress.done).toBe(false);
+
+    // The ledger comes back and catches up; producers and workers go on.
+    const ledger = await shared.start({
+      roles: ['ledger'],
+      config: { diagnosticJobs: true, eventsMaxLen: EVENTS_MAX_LEN },
+    });
+    await producing;
+    const dataSource = ledger.get(DataSource);
+    await waitFor(
+      'every row to be completed in the ledger',
+      async () => {
+        const [{ open, total }] = await dataSource.query<Array<{ open: string; total: string }>>(
+          `SELECT SUM(status <> 'completed') AS open, COUNT(*) AS total FROM job_queue`,
+        );
+
+        return Number(total) === JOB_COUNT && Number(open) === 0;
+      },
+      60_000,
+    );
+
+    // More events were written than the stream keeps, yet every job has its three transitions.
+    const { entriesAdded, length } = await streamCounters(shared.env, JOB_TYPE);
+    expect(entriesAdded).toBeGreaterThan(EVENTS_MAX_LEN * 2);
+    expect(length).toBeLessThan(entriesAdded);
+    const paths = await dataSource.query<Array<{ path: string; jobs: string }>>(
+      `SELECT path, COUNT(*) AS jobs FROM (
+         SELECT job_id, GROUP_CONCAT(CONCAT(source, ':', COALESCE(from_status, 'null'), '>',
+           to_status) ORDER BY id) AS path
+         FROM job_queue_history GROUP BY job_id) per_job
+       GROUP BY path`,
+    );
+    expect(paths).toEqual([
+      {
+        path: 'enqueue:null>pending,event:pending>processing,event:processing>completed',
+        jobs: String(JOB_COUNT),
+      },
+    ]);
   });
 });
