@@ -51,7 +51,10 @@ export async function runInOneCall(
   statements: Statement[],
 ): Promise<unknown[]> {
   const sql = statements.map((statement) => statement.sql).join(';\n');
-  const parameters = statements.flatMap((statement) => statement.parameters);
+  // `concat` of whole lists: `flatMap` was a tenth of the projector's CPU on large batches.
+  const parameters = ([] as unknown[]).concat(
+    ...statements.map((statement) => statement.parameters),
+  );
   const [results] = await connection.query(sql, parameters);
 
   // A single statement's result comes alone, not in a list.

@@ -2,6 +2,7 @@ import { PoolConnection } from 'mysql2/promise';
 import { EntityManager } from 'typeorm';
 
 import { runInOneCall, Statement } from '../database/multi-statement';
+import { rowValues } from '../database/sql-values';
 
 import { JobStatus } from '../../entities/job-status';
 import { StreamPosition } from './event-stream.reader';
@@ -189,7 +190,7 @@ export class LedgerBatchWriter {
              j.error_message = v.error_message, j.worker = v.worker, j.run_at = v.run_at,
              j.dispatched_at = v.dispatched_at, j.started_at = v.started_at,
              j.finished_at = v.finished_at, j.last_event_id = v.last_event_id`,
-        parameters: chunk.flatMap((row) => [
+        parameters: rowValues(chunk, (row) => [
           row.id,
           row.status,
           row.attemptCount,
@@ -313,7 +314,7 @@ function transitionInserts(transitions: TransitionRecord[]): Statement[] {
           VALUES ${Array(chunk.length)
             .fill(`(${placeholders(10)})`)
             .join(', ')}`,
-    parameters: chunk.flatMap((record) => [
+    parameters: rowValues(chunk, (record) => [
       record.jobId,
       record.fromStatus,
       record.toStatus,
@@ -339,7 +340,7 @@ function cursorSaves(positions: StreamPosition[]): Statement[] {
             VALUES ${Array(positions.length).fill('(?, ?, ?, ?)').join(', ')}
             ON DUPLICATE KEY UPDATE last_event_id = VALUES(last_event_id),
               entries_read = VALUES(entries_read), epoch = VALUES(epoch)`,
-      parameters: positions.flatMap((position) => [
+      parameters: rowValues(positions, (position) => [
         position.key,
         position.cursor,
         position.entriesRead,

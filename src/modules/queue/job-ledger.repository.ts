@@ -5,6 +5,7 @@ import { Between, DataSource, EntityManager, In } from 'typeorm';
 
 import { JobEntity, JobTransitionEntity } from '../../entities';
 import { createMultiStatementPool, withPooledConnection } from '../database/multi-statement';
+import { rowValues } from '../database/sql-values';
 import { ValidatedJob } from './enqueue-request';
 
 export interface InsertOutcome {
@@ -127,7 +128,7 @@ export class JobLedgerRepository implements OnApplicationShutdown {
     // One database time for every row of the statement, read first so that the rows can be
     // built here rather than read back; run_at shares the clock of created_at.
     const createdAt = await databaseNow(manager);
-    const parameters = jobs.flatMap((job) => [
+    const parameters = rowValues(jobs, (job) => [
       job.jobType,
       job.payloadJson,
       job.priority,
@@ -159,7 +160,7 @@ export class JobLedgerRepository implements OnApplicationShutdown {
     await manager.query(
       `INSERT INTO job_queue_history (job_id, from_status, to_status, attempt, occurred_at, source)
        VALUES ${rows.map(() => "(?, NULL, 'pending', 0, ?, 'enqueue')").join(', ')}`,
-      rows.flatMap((row) => [row.id, row.createdAt]),
+      rowValues(rows, (row) => [row.id, row.createdAt]),
     );
 
     return rows;
@@ -207,7 +208,7 @@ async function runGroupInsert(
   connection: PoolConnection,
   jobs: ValidatedJob[],
 ): Promise<InsertedGroup[]> {
-  const rowValues =
+  const rowPlaceholders =
     '(?, ?, ?, NULL, ?, ?, ?, ?, @lq_now, @lq_now, @lq_now + INTERVAL ? MICROSECOND)';
   const historyValues = "(@lq_first + ?, NULL, 'pending', 0, @lq_now, 'enqueue')";
   const sql = `START TRANSACTION;
@@ -215,13 +216,13 @@ async function runGroupInsert(
     INSERT INTO job_queue
       (job_type, payload, priority, idempotency_key, max_attempts, backoff_strategy,
        backoff_delay_ms, backoff_jitter, created_at, updated_at, run_at)
-    VALUES ${jobs.map(() => rowValues).join(', ')};
+    VALUES ${jobs.map(() => rowPlaceholders).join(', ')};
     SET @lq_first = LAST_INSERT_ID();
     INSERT INTO job_queue_history (job_id, from_status, to_status, attempt, occurred_at, source)
     VALUES ${jobs.map(() => historyValues).join(', ')};
     COMMIT;
     SELECT @lq_first AS firstId, CAST(@lq_now AS DATETIME(3)) AS createdAt`;
-  const parameters = jobs.flatMap((job) => [
+  const parameters = rowValues(jobs, (job) => [
     job.jobType,
     job.payloadJson,
     job.priority,
