@@ -116,7 +116,7 @@ export function header(options: BenchOptions, machine: Machine): string {
     `load: ${describeLoad(options)}, payload ~${options.payloadBytes} B, ` +
       `${options.workers} worker process(es) × concurrency ${options.concurrency}` +
       `${options.workerNice > 0 ? ` at nice ${options.workerNice} (both sides)` : ''}, ` +
-      `${options.jobMs > 0 ? `handler waits ${options.jobMs} ms` : 'no-op handler'}, ` +
+      `${describeHandler(options)}, ` +
       `${options.rounds} round(s)`,
     describeBullPath(options),
     'plain: Queue in the bench process, workers = spawned node processes with a bare BullMQ Worker',
@@ -194,4 +194,12 @@ export function table(summary: Record<string, MetricSummary>): string {
     widths.map((width) => '-'.repeat(width)).join('  '),
     ...rows.map(line),
   ].join('\n');
+}
+
+function describeHandler(options: BenchOptions): string {
+  if (options.failTimes > 0) {
+    return `handler fails ${options.failTimes} time(s), then succeeds (retried at once)`;
+  }
+
+  return options.jobMs > 0 ? `handler waits ${options.jobMs} ms` : 'no-op handler';
 }

@@ -27,6 +27,11 @@ export interface BenchOptions {
   /** How long each job's handler waits, in ms; 0 runs the no-op handler. */
   jobMs: number;
   /**
+   * How many attempts of each job fail before one succeeds; retried at once, without backoff.
+   * 0: no job fails. Not combined with `jobMs`: the failing handler does not wait.
+   */
+  failTimes: number;
+  /**
    * 0: both sides take BullMQ's plain wait list (the project's arrival-order `_fifo` types, plain
    * jobs without a priority). N: both take its priority path (the project's prioritized types with
    * priority N, plain jobs with the BullMQ priority N maps to).
@@ -91,12 +96,29 @@ export function readBenchOptions(env: NodeJS.ProcessEnv = process.env): BenchOpt
     payloadBytes: positive(env, 'BENCH_PAYLOAD_BYTES', 50),
     workerNice: workerNiceOf(env),
     jobMs: nonNegative(env, 'BENCH_JOB_MS', 0),
+    failTimes: failTimesOf(env),
     priority: priorityOf(env),
     profileDir: env.BENCH_PROFILE_DIR || undefined,
     rate: env.BENCH_RATE ? positive(env, 'BENCH_RATE', 1000) : undefined,
     redisUrl: env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     mysqlUrl: env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306',
   };
+}
+
+const MAX_FAIL_TIMES = 10;
+
+function failTimesOf(env: NodeJS.ProcessEnv): number {
+  const times = nonNegative(env, 'BENCH_FAIL_TIMES', 0);
+  if (times > MAX_FAIL_TIMES) {
+    throw new Error(`BENCH_FAIL_TIMES=${times}: expected an integer from 0 to ${MAX_FAIL_TIMES}`);
+  }
+  if (times > 0 && nonNegative(env, 'BENCH_JOB_MS', 0) > 0) {
+    throw new Error(
+      'BENCH_FAIL_TIMES and BENCH_JOB_MS cannot both be set: failing jobs do not wait',
+    );
+  }
+
+  return times;
 }
 
 function priorityOf(env: NodeJS.ProcessEnv): number {
@@ -139,11 +161,11 @@ export function applyWorkerNice(options: BenchOptions, pids: Array<number | unde
 }
 
 /**
- * The diagnostic job type the project's side runs: no-op, or waiting `BENCH_JOB_MS`; in arrival
- * order unless `BENCH_PRIORITY` asks for the priority path.
+ * The diagnostic job type the project's side runs: no-op, waiting `BENCH_JOB_MS`, or failing
+ * `BENCH_FAIL_TIMES` times; in arrival order unless `BENCH_PRIORITY` asks for the priority path.
  */
 export function projectJobType(options: BenchOptions): string {
-  const base = options.jobMs > 0 ? 'diag_sleep' : 'diag_noop';
+  const base = options.failTimes > 0 ? 'diag_fail' : options.jobMs > 0 ? 'diag_sleep' : 'diag_noop';
 
   return options.priority > 0 ? base : `${base}_fifo`;
 }
@@ -177,14 +199,29 @@ function integerAtLeast(
 }
 
 /**
- * A JSON payload whose serialised form is about `bytes` long; with `jobMs`, it also tells
- * `diag_sleep` how long to wait.
+ * A JSON payload whose serialised form is about `bytes` long; it also tells `diag_sleep` how
+ * long to wait, or `diag_fail` (and the plain worker) how many attempts to fail.
  */
-export function payloadOf(bytes: number, jobMs = 0): { pad: string; ms?: number } {
-  const timing = jobMs > 0 ? { ms: jobMs } : {};
-  const fixed = JSON.stringify({ pad: '', ...timing }).length;
+export function payloadOf(options: BenchOptions): { pad: string; ms?: number; times?: number } {
+  const behaviour = {
+    ...(options.jobMs > 0 ? { ms: options.jobMs } : {}),
+    ...(options.failTimes > 0 ? { times: options.failTimes } : {}),
+  };
+  const fixed = JSON.stringify({ pad: '', ...behaviour }).length;
 
-  return { pad: 'x'.repeat(Math.max(0, bytes - fixed)), ...timing };
+  return { pad: 'x'.repeat(Math.max(0, options.payloadBytes - fixed)), ...behaviour };
+}
+
+/** Attempts per job on both sides: one more than the failures asked for. */
+export function attemptsOf(options: BenchOptions): number {
+  return options.failTimes + 1;
+}
+
+/** Every job's history in the ledger: its start, one retry per failure, its end. */
+export function expectedHistoryPath(failTimes: number): string {
+  const retry = 'pending>processing,processing>pending,';
+
+  return `null>pending,${retry.repeat(failTimes)}pending>processing,processing>completed`;
 }
 
 /** Runs `count` calls of `task` with at most `inFlight` unfinished at any time. */

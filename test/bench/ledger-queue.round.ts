@@ -16,6 +16,8 @@ import {
   failWith,
   maxOf,
   payloadOf,
+  attemptsOf,
+  expectedHistoryPath,
   peakRssMiB,
   profileArgs,
   stopChild,
@@ -39,8 +41,6 @@ import {
   unpacedTotal,
   applyWorkerNice,
 } from './bench-support';
-
-const EXPECTED_PATH = 'null>pending,pending>processing,processing>completed';
 
 /**
  * This project: producers in this process through QueueService (roles `api`), one spawned
@@ -127,12 +127,20 @@ async function waitForLedger(db: Connection, ledger: SpawnedRole, lock: string):
   throw new Error(`the ledger did not take the projector lock within 30 s:\n${ledger.output()}`);
 }
 
-async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
-  const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const jobType = projectJobType(options);
-  const { priority } = options;
+/** The one job every enqueue of a round sends. */
+function benchJob(options: BenchOptions): EnqueueRequest {
+  return {
+    jobType: projectJobType(options),
+    payload: payloadOf(options),
+    priority: options.priority,
+    attempts: attemptsOf(options),
+  };
+}
 
-  const enqueueOne = (): Promise<unknown> => queue.enqueue(jobType, payload, { priority });
+async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
+  const { jobType, payload, ...jobOptions } = benchJob(options);
+
+  const enqueueOne = (): Promise<unknown> => queue.enqueue(jobType, payload, jobOptions);
   await runConcurrently(options.warmupJobs, options.inFlight, enqueueOne);
 
   let started = performance.now();
@@ -142,12 +150,7 @@ async function enqueueThroughLedger(queue: QueueService, options: BenchOptions):
   started = performance.now();
   for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
     const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    const chunk: EnqueueRequest[] = Array.from({ length: size }, () => ({
-      jobType,
-      payload,
-      priority,
-    }));
-    await queue.enqueueMany(chunk);
+    await queue.enqueueMany(Array.from({ length: size }, () => benchJob(options)));
   }
   const bulkEnqueue = rate(options.jobs, performance.now() - started);
 
@@ -166,12 +169,8 @@ async function enqueuePacedThroughLedger(
   queue: QueueService,
   options: BenchOptions,
 ): Promise<void> {
-  const payload = payloadOf(options.payloadBytes, options.jobMs);
-  const jobType = projectJobType(options);
-  const { priority } = options;
-
   await enqueuePaced(options.jobs, options.rate!, (count) =>
-    queue.enqueueMany(Array.from({ length: count }, () => ({ jobType, payload, priority }))),
+    queue.enqueueMany(Array.from({ length: count }, () => benchJob(options))),
   );
 }
 
@@ -261,7 +260,7 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
       toMs: ledgerDoneAt,
       jobs: total,
     });
-    await auditLedger(db, total);
+    await auditLedger(db, total, options.failTimes);
 
     return {
       bulkEnqueue: enqueued.bulkEnqueue,
@@ -358,13 +357,17 @@ async function pollLedgerCompleted(
 }
 
 /**
- * Every row completed on its first attempt, with exactly its three transitions in order. Throws
- * a message with counts and a few offending rows otherwise.
+ * Every row completed on attempt `failTimes + 1`, with exactly its transitions in order: the
+ * start, a retry per failed attempt, the end. Throws a message with counts and a few offending
+ * rows otherwise.
  */
-export async function auditLedger(db: Connection, total: number): Promise<void> {
+export async function auditLedger(db: Connection, total: number, failTimes = 0): Promise<void> {
+  const attempts = failTimes + 1;
+  const expectedPath = expectedHistoryPath(failTimes);
   const [summary] = await db.query(
     `SELECT COUNT(*) AS jobs, SUM(status = 'completed') AS completed,
-            SUM(attempt_count = 1) AS firstAttempt FROM job_queue`,
+            SUM(attempt_count = ?) AS rightAttempts FROM job_queue`,
+    [attempts],
   );
   const [wrongPaths] = await db.query(
     `SELECT id, path FROM (
@@ -372,18 +375,18 @@ export async function auditLedger(db: Connection, total: number): Promise<void> 
                                  ORDER BY h.id SEPARATOR ',') AS path
        FROM job_queue j LEFT JOIN job_queue_history h ON h.job_id = j.id GROUP BY j.id
      ) paths WHERE path IS NULL OR path <> ?`,
-    [EXPECTED_PATH],
+    [expectedPath],
   );
   const counts = (summary as Record<string, number | string | null>[])[0];
   const wrong = wrongPaths as { id: number; path: string | null }[];
   const problems = [
     Number(counts.jobs) !== total ? `${counts.jobs} rows, expected ${total}` : '',
     Number(counts.completed) !== total ? `${counts.completed} rows completed of ${total}` : '',
-    Number(counts.firstAttempt) !== total
-      ? `${counts.firstAttempt} rows with attempt_count = 1 of ${total}`
+    Number(counts.rightAttempts) !== total
+      ? `${counts.rightAttempts} rows with attempt_count = ${attempts} of ${total}`
       : '',
     wrong.length > 0
-      ? `${wrong.length} jobs whose history is not ${EXPECTED_PATH}, e.g. ${JSON.stringify(wrong.slice(0, 5))}`
+      ? `${wrong.length} jobs whose history is not ${expectedPath}, e.g. ${JSON.stringify(wrong.slice(0, 5))}`
       : '',
   ].filter((problem) => problem !== '');
 

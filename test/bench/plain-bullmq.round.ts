@@ -12,6 +12,7 @@ import {
   failWith,
   maxOf,
   payloadOf,
+  attemptsOf,
   peakRssMiB,
   profileArgs,
   cpuUsPerJob,
@@ -74,7 +75,7 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
       const redisPids = serverPids('redis-server');
       const redisBefore = totalCpuMs(redisPids);
       if (paced) {
-        const payload = payloadOf(options.payloadBytes, options.jobMs);
+        const payload = payloadOf(options);
         const opts = plainJobOptions(options);
         await enqueuePaced(total, options.rate!, (count) =>
           queue.addBulk(
@@ -120,7 +121,7 @@ async function enqueuePlain(
   queue: Queue,
   options: BenchOptions,
 ): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
-  const payload = payloadOf(options.payloadBytes, options.jobMs);
+  const payload = payloadOf(options);
   const opts = plainJobOptions(options);
   await queue.waitUntilReady();
 
@@ -143,10 +144,17 @@ async function enqueuePlain(
 
 /**
  * BullMQ's defaults (its plain wait list) by default, like the project's arrival-order types;
- * with `BENCH_PRIORITY` the priority the project would give BullMQ, so both take that path.
+ * with `BENCH_PRIORITY` the priority the project would give BullMQ, so both take that path;
+ * with `BENCH_FAIL_TIMES` the same number of attempts, retried at once.
  */
 function plainJobOptions(options: BenchOptions): JobsOptions | undefined {
-  return options.priority > 0 ? { priority: toBullPriority(options.priority) } : undefined;
+  const attempts = attemptsOf(options);
+  const opts: JobsOptions = {
+    ...(options.priority > 0 ? { priority: toBullPriority(options.priority) } : {}),
+    ...(attempts > 1 ? { attempts } : {}),
+  };
+
+  return Object.keys(opts).length > 0 ? opts : undefined;
 }
 
 function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript[] {
@@ -159,6 +167,7 @@ function spawnPlainWorkers(options: BenchOptions, prefix: string): SpawnedScript
         BENCH_PREFIX: prefix,
         BENCH_CONCURRENCY: String(options.concurrency),
         BENCH_JOB_MS: String(options.jobMs),
+        BENCH_FAIL_TIMES: String(options.failTimes),
       },
       profileArgs(options, `${prefix}-worker`),
     ),

@@ -12,4 +12,5 @@ export const DIAGNOSTIC_JOB_TYPES: JobTypeDefinition[] = [
   // The same handlers in arrival order, to compare the two BullMQ paths.
   { name: 'diag_noop_fifo', prioritized: false },
   { name: 'diag_sleep_fifo', prioritized: false },
+  { name: 'diag_fail_fifo', prioritized: false, attempts: 3 },
 ];

@@ -114,6 +114,11 @@ export class DiagnosticJobsHandler {
     return Promise.resolve({ attempt: context.attempt });
   }
 
+  @JobHandler('diag_fail_fifo')
+  failInArrivalOrder(payload: FailPayload, context: JobContext): Promise<{ attempt: number }> {
+    return this.fail(payload, context);
+  }
+
   private record(kind: 'start' | 'done', context: JobContext): void {
     if (this.config.diagnosticExecutionLog) {
       // One short line per append: O_APPEND keeps lines from several processes whole.
