@@ -6,7 +6,11 @@ import {
   withPooledConnection,
 } from '../src/modules/database/multi-statement';
 import { StreamPosition } from '../src/modules/ledger/event-stream.reader';
-import { CursorMovedError, LedgerBatchWriter } from '../src/modules/ledger/ledger-batch.writer';
+import {
+  CursorMovedError,
+  LedgerBatchWriter,
+  placeholders,
+} from '../src/modules/ledger/ledger-batch.writer';
 import { LedgerRowState, TransitionRecord } from '../src/modules/ledger/transition-rules';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { getService, useTestApp } from './support/test-context';
@@ -110,11 +114,11 @@ describe('a ledger batch in two round trips', () => {
   }
 
   async function historyOf(jobIds: number[]): Promise<string[]> {
-    const rows = await shared.app
-      .get(DataSource)
-      .query<Array<{ to_status: string }>>(
-        `SELECT to_status FROM job_queue_history WHERE job_id IN (${jobIds.join(', ')}) ORDER BY id`,
-      );
+    const rows = await shared.app.get(DataSource).query<Array<{ to_status: string }>>(
+      `SELECT to_status FROM job_queue_history
+         WHERE job_id IN (${placeholders(jobIds.length)}) ORDER BY id`,
+      jobIds,
+    );
 
     return rows.map((row) => row.to_status);
   }

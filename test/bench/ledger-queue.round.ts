@@ -386,7 +386,8 @@ export async function auditLedger(db: Connection, total: number, failTimes = 0):
       ? `${counts.rightAttempts} rows with attempt_count = ${attempts} of ${total}`
       : '',
     wrong.length > 0
-      ? `${wrong.length} jobs whose history is not ${expectedPath}, e.g. ${JSON.stringify(wrong.slice(0, 5))}`
+      ? `${wrong.length} jobs whose history is not ${expectedPath}, ` +
+        `e.g. ${JSON.stringify(wrong.slice(0, 5))}`
       : '',
   ].filter((problem) => problem !== '');
 

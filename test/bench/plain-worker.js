@@ -2,9 +2,9 @@
 
 /**
  * The baseline's worker process: a bare BullMQ Worker whose processor does nothing, waits
- * `BENCH_JOB_MS`, or fails the first `BENCH_FAIL_TIMES` attempts, with the same worker settings the project's workers use (lock duration and
- * stalled interval left at BullMQ's defaults, which match ours). Plain JavaScript so that it runs
- * without a build step.
+ * `BENCH_JOB_MS`, or fails the first `BENCH_FAIL_TIMES` attempts, with the same worker settings
+ * the project's workers use (lock duration and stalled interval left at BullMQ's defaults, which
+ * match ours). Plain JavaScript so that it runs without a build step.
  */
 const { Worker } = require('bullmq');
 

@@ -26,8 +26,8 @@ export function fieldErrorBody(field: string, rule: string, message: string): Fi
 
 /**
  * Turns QueueService's errors into HTTP answers: a broken rule is the client's 400, an
- * unreachable or lagging ledger is a 503 the client may retry. Every other error is left to Nest, which
- * already answers a malformed JSON body with 400 and an oversized one with 413.
+ * unreachable or lagging ledger is a 503 the client may retry. Every other error is left to
+ * Nest, which already answers a malformed JSON body with 400 and an oversized one with 413.
  */
 @Catch(JobValidationError, LedgerBehindError, LedgerUnavailableError, RedisUnavailableError)
 export class QueueExceptionFilter implements ExceptionFilter {

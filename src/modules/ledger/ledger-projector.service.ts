@@ -326,10 +326,13 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     // Two round trips: the transaction's start, the cursor check and the rows' read; then
     // every write and the commit. One statement per call cost seven per batch.
     const result = await withPooledConnection(this.batchPool(), async (connection) => {
-      const expected = positions.map((position) => this.saved.get(position.key) ?? position);
-      const rows = await this.writer.beginBatch(connection, expected, rowIds);
+      const rows = await this.writer.beginBatch(
+        connection,
+        this.expectedCursors(positions),
+        rowIds,
+      );
       const recorded = this.recordBatch(reads, changing, rows, facts, stalledEvents);
-      const moved = positions.filter((position) => this.saved.get(position.key) !== position);
+      const moved = this.movedPositions(positions);
       await this.writer.commitBatch(connection, recorded.changed, recorded.transitions, moved);
 
       return recorded;
@@ -389,20 +392,24 @@ export class LedgerProjector implements OnApplicationBootstrap, OnApplicationShu
     manager: EntityManager,
     positions: StreamPosition[],
   ): Promise<void> {
-    await this.writer.assertCursorsUnchanged(
-      manager,
-      positions.map((position) => this.saved.get(position.key) ?? position),
-    );
+    await this.writer.assertCursorsUnchanged(manager, this.expectedCursors(positions));
+  }
+
+  /** The cursors the database must still hold: those saved or loaded last, by stream. */
+  private expectedCursors(positions: StreamPosition[]): StreamPosition[] {
+    return positions.map((position) => this.saved.get(position.key) ?? position);
   }
 
   private async saveMovedCursors(
     manager: EntityManager,
     positions: StreamPosition[],
   ): Promise<void> {
-    await this.writer.saveCursors(
-      manager,
-      positions.filter((position) => this.saved.get(position.key) !== position),
-    );
+    await this.writer.saveCursors(manager, this.movedPositions(positions));
+  }
+
+  /** The positions that differ from the saved ones: only those need writing. */
+  private movedPositions(positions: StreamPosition[]): StreamPosition[] {
+    return positions.filter((position) => this.saved.get(position.key) !== position);
   }
 
   /** After a commit: the events are read for good, counted once, and not read again. */

@@ -8,7 +8,7 @@ export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
 
 export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 
-/** Share of `eventsMaxLen` unread at which producers are refused by default (workers stop at half). */
+/** Share of `eventsMaxLen` unread at which producers are refused by default (workers: 0.5). */
 export const PRODUCER_BACKLOG_SHARE = 0.8;
 
 /** How long a producer trusts its reading of the ledger's backlog. */

@@ -105,9 +105,8 @@ function resolveOptions(
 
 function assertBacklogLimit(limit: number, eventsMaxLen: number): void {
   if (!Number.isInteger(limit) || limit < 0 || limit >= eventsMaxLen) {
-    throw new Error(
-      `producerLedgerBacklogLimit must be an integer from 0 to eventsMaxLen - 1 (${eventsMaxLen - 1}), got ${limit}`,
-    );
+    const range = `from 0 to eventsMaxLen - 1 (${eventsMaxLen - 1})`;
+    throw new Error(`producerLedgerBacklogLimit must be an integer ${range}, got ${limit}`);
   }
 }
 

@@ -121,7 +121,7 @@ export class QueueService {
     );
   }
 
-  /** Refusals that come before anything is written: Redis down (if so configured), ledger behind. */
+  /** Refusals before anything is written: Redis down (if so configured), ledger behind. */
   private async refuseIfCannotRecord(jobs: ValidatedJob[]): Promise<void> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
       await this.dispatcher.assertRedisAvailable();
