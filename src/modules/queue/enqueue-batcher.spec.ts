@@ -6,6 +6,8 @@ const job = (n: number) => ({ jobType: 'noop', payloadJson: String(n) }) as Vali
 const rowFor = (value: ValidatedJob) => ({ payload: value.payloadJson }) as JobEntity;
 const noSend = () => Promise.resolve();
 const later = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves once every pending promise callback has run. */
+const settled = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('EnqueueBatcher', () => {
   it('writes concurrent submissions in few groups and gives each caller its own row', async () => {
@@ -80,10 +82,13 @@ describe('EnqueueBatcher', () => {
   it("writes the next group while the previous one is being sent, and sends each group's rows", async () => {
     const events: string[] = [];
     const sent: string[][] = [];
+    // Each write and send waits until the test lets it finish, so the order is the batcher's.
+    const finishWrite: Array<() => void> = [];
+    const finishSend: Array<() => void> = [];
     const batcher = new EnqueueBatcher(
       async (jobs) => {
         events.push(`write ${jobs.length}`);
-        await later(2);
+        await new Promise<void>((finish) => finishWrite.push(finish));
         const rows = jobs.map(rowFor);
 
         return { rows, created: rows };
@@ -91,14 +96,23 @@ describe('EnqueueBatcher', () => {
       async (outcome) => {
         events.push(`send ${outcome.created.length}`);
         sent.push(outcome.created.map((row) => row.payload));
-        await later(10);
+        await new Promise<void>((finish) => finishSend.push(finish));
         events.push(`sent ${outcome.created.length}`);
       },
     );
 
     const first = batcher.submit(job(1));
-    await later(1);
+    // Jobs 2 and 3 arrive while the first group is being written: they wait, as one group.
     const second = [batcher.submit(job(2)), batcher.submit(job(3))];
+    expect(events).toEqual(['write 1']);
+
+    finishWrite[0]();
+    await settled();
+    expect(events).toEqual(['write 1', 'write 2', 'send 1']);
+
+    finishWrite[1]();
+    await settled();
+    finishSend.forEach((finish) => finish());
     await Promise.all([first, ...second]);
 
     expect(events).toEqual(['write 1', 'write 2', 'send 1', 'send 2', 'sent 1', 'sent 2']);
