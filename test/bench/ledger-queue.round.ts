@@ -147,10 +147,11 @@ async function enqueueThroughLedger(queue: QueueService, options: BenchOptions):
   await runConcurrently(options.singleJobs, options.inFlight, enqueueOne);
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
+  const job = benchJob(options);
   started = performance.now();
   for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
     const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    await queue.enqueueMany(Array.from({ length: size }, () => benchJob(options)));
+    await queue.enqueueMany(Array.from({ length: size }, () => ({ ...job })));
   }
   const bulkEnqueue = rate(options.jobs, performance.now() - started);
 
@@ -169,8 +170,9 @@ async function enqueuePacedThroughLedger(
   queue: QueueService,
   options: BenchOptions,
 ): Promise<void> {
+  const job = benchJob(options);
   await enqueuePaced(options.jobs, options.rate!, (count) =>
-    queue.enqueueMany(Array.from({ length: count }, () => benchJob(options))),
+    queue.enqueueMany(Array.from({ length: count }, () => ({ ...job }))),
   );
 }
 

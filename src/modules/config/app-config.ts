@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 
+import { PRODUCER_BACKLOG_SHARE } from '../queue/queue.constants';
+
 /** The roles a process can run; `all` of them run in one process by default. */
 export const ROLES = ['api', 'worker', 'ledger'] as const;
 export type Role = (typeof ROLES)[number];
@@ -146,7 +148,7 @@ export function loadAppConfig(env: Env = process.env): AppConfig {
     }),
     producerLedgerBacklogLimit: readBacklogLimit(reader, 'PRODUCER_LEDGER_BACKLOG_LIMIT', {
       eventsMaxLen,
-      defaultShare: 0.8,
+      defaultShare: PRODUCER_BACKLOG_SHARE,
       problems,
     }),
     redactErrorPayloads:

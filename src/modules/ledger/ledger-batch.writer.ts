@@ -1,10 +1,9 @@
 import { PoolConnection } from 'mysql2/promise';
 import { EntityManager } from 'typeorm';
 
+import { JobStatus } from '../../entities/job-status';
 import { runInOneCall, Statement } from '../database/multi-statement';
 import { rowValues } from '../database/sql-values';
-
-import { JobStatus } from '../../entities/job-status';
 import { StreamPosition } from './event-stream.reader';
 import { LedgerRowState, TransitionRecord } from './transition-rules';
 

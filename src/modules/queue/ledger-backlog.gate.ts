@@ -35,8 +35,11 @@ export class LedgerBacklogGate implements OnApplicationShutdown {
     this.redis?.disconnect();
   }
 
-  /** @throws LedgerBehindError for the first of the queues that is too far behind */
-  async assertRoomFor(queues: Iterable<string>): Promise<void> {
+  /**
+   * Called on every enqueue, so it allocates nothing unless a read is due.
+   * @throws LedgerBehindError for the first of the queues that is too far behind
+   */
+  async assertRoomFor(queues: readonly string[]): Promise<void> {
     const limit = this.options.producerLedgerBacklogLimit;
     if (limit === 0) {
       return;
@@ -44,14 +47,13 @@ export class LedgerBacklogGate implements OnApplicationShutdown {
 
     // The first look at a queue is awaited; later ones refresh in the background, so that an
     // enqueue never waits for Redis here once its queue has a reading.
-    const wanted = [...new Set(queues)];
-    if (wanted.some((queue) => !this.readings.has(queue))) {
-      await this.refresh(wanted);
-    } else if (wanted.some((queue) => this.isStale(queue))) {
-      void this.refresh(wanted);
+    if (queues.some((queue) => !this.readings.has(queue))) {
+      await this.refresh([...new Set(queues)]);
+    } else if (queues.some((queue) => this.isStale(queue))) {
+      void this.refresh([...new Set(queues)]);
     }
 
-    for (const queue of wanted) {
+    for (const queue of queues) {
       const unread = this.readings.get(queue)?.unread;
       if (unread !== undefined && unread >= limit) {
         throw new LedgerBehindError(queue, unread, limit);

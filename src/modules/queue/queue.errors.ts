@@ -40,9 +40,6 @@ export class RedisUnavailableError extends Error {
  * not recorded out of the stream, so the producer should retry once it has caught up.
  */
 export class LedgerBehindError extends Error {
-  /** How long to wait before trying again, in seconds. */
-  readonly retryAfterSeconds = 1;
-
   constructor(
     readonly queue: string,
     readonly unreadEntries: number,
