@@ -45,7 +45,9 @@ export interface StreamRead {
  * About half of a job's entries (`added`, a first `waiting`) never change a row, and the others
  * carry fields the ledger never reads (a completed job's return value among them); `XINFO`'s
  * reply holds whole entries. Filtering here spared the projector most of its reply decoding,
- * its largest CPU cost, and one call per batch replaced three commands per queue.
+ * its largest CPU cost, and one call per batch replaced three commands per queue. The fields
+ * are picked out in one pass, without a table per entry: that table cost Redis about 1.5 us per
+ * job (four entries) of the 10 the script took, most of the rest being XRANGE's own reply.
  */
 const READ_BATCH_SCRIPT = `
 local reply = {}
@@ -69,28 +71,35 @@ for q = 1, #KEYS / 2 do
     entries = redis.call('XRANGE', streamKey, '(' .. ARGV[q + 1], '+', 'COUNT', ARGV[1])
   end
   local kept = {}
+  local keptCount = 0
   for _, entry in ipairs(entries) do
     local fields = entry[2]
-    local values = {}
+    local event, jobId, prev, delay, failedReason
     for index = 1, #fields, 2 do
-      values[fields[index]] = fields[index + 1]
+      local name = fields[index]
+      if name == 'event' then event = fields[index + 1]
+      elseif name == 'jobId' then jobId = fields[index + 1]
+      elseif name == 'prev' then prev = fields[index + 1]
+      elseif name == 'delay' then delay = fields[index + 1]
+      elseif name == 'failedReason' then failedReason = fields[index + 1]
+      end
     end
-    local event = values['event']
     local detail
     if event == 'waiting' then
-      if values['prev'] == 'active' then detail = 'active' end
+      if prev == 'active' then detail = 'active' end
     elseif event == 'delayed' then
-      detail = values['delay'] or ''
+      detail = delay or ''
     elseif event == 'failed' then
-      detail = values['failedReason'] or ''
+      detail = failedReason or ''
     elseif event == 'active' or event == 'completed' or event == 'stalled' then
       detail = ''
     end
     if detail then
-      kept[#kept + 1] = entry[1]
-      kept[#kept + 1] = event
-      kept[#kept + 1] = values['jobId'] or ''
-      kept[#kept + 1] = detail
+      kept[keptCount + 1] = entry[1]
+      kept[keptCount + 2] = event
+      kept[keptCount + 3] = jobId or ''
+      kept[keptCount + 4] = detail
+      keptCount = keptCount + 4
     end
   end
   local last = entries[#entries]
