@@ -1,6 +1,6 @@
 import { DataSource } from 'typeorm';
 
-import { ledgerProgressKey } from '../src/modules/queue/queue.constants';
+import { eventsStreamKey, ledgerProgressKey } from '../src/modules/queue/queue.constants';
 import { LedgerBehindError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobWorkerProcessor } from '../src/modules/worker/job-worker.processor';
@@ -178,6 +178,49 @@ describe('when producers would outrun a ledger that is too far behind', () => {
       (await refusal(() => queue.enqueue(JOB_TYPE, { after: true }))) ? undefined : true,
     );
     expect(accepted).toBe(true);
+  });
+
+  it('lets a burst of concurrent enqueues past the limit by one call at most', async () => {
+    const producer = await shared.start({
+      roles: ['api'],
+      config: {
+        diagnosticJobs: true,
+        eventsMaxLen: EVENTS_MAX_LEN,
+        producerLedgerBacklogLimit: PRODUCER_LIMIT * 5,
+      },
+    });
+    const queue = getService(producer, QueueService);
+    const { redis, prefix } = shared.env;
+    const limit = PRODUCER_LIMIT * 5;
+    const jobsPerCall = 20;
+
+    // A ledger that has read the stream's one entry, then stops reading. Set before this
+    // process's first look at the queue, which every enqueue of the burst then waits for.
+    await redis.xadd(eventsStreamKey(prefix, JOB_TYPE), '*', 'event', 'probe');
+    await redis.set(ledgerProgressKey(prefix, JOB_TYPE), 1);
+    const before = await streamCounters(shared.env, JOB_TYPE);
+
+    // Forty batches and two hundred single jobs at once: far more than the limit, well within
+    // the 250 ms a reading is trusted for when far from the limit.
+    const batches = Array.from({ length: 40 }, (_, call) =>
+      refusal(() =>
+        queue.enqueueMany(
+          Array.from({ length: jobsPerCall }, (_, i) => ({ jobType: JOB_TYPE, payload: { i } })),
+        ),
+      ).then((refused) => (refused ? 'refused' : `batch ${call}`)),
+    );
+    const singles = Array.from({ length: 200 }, (_, i) =>
+      refusal(() => queue.enqueue(JOB_TYPE, { i })).then((refused) =>
+        refused ? 'refused' : 'single',
+      ),
+    );
+    const outcomes = await Promise.all([...batches, ...singles]);
+
+    const after = await streamCounters(shared.env, JOB_TYPE);
+    const unread = after.entriesAdded - before.entriesAdded;
+    expect(outcomes.filter((outcome) => outcome === 'refused').length).toBeGreaterThan(0);
+    expect(unread).toBeGreaterThan(limit / 2);
+    expect(unread).toBeLessThan(limit + jobsPerCall * 2);
   });
 
   it('refuses nothing with the limit at 0', async () => {

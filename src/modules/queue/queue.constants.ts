@@ -11,8 +11,14 @@ export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 /** Share of `eventsMaxLen` unread at which producers are refused by default (workers: 0.5). */
 export const PRODUCER_BACKLOG_SHARE = 0.8;
 
-/** How long a producer trusts its reading of the ledger's backlog. */
+/** How long a producer trusts its reading of the ledger's backlog, while far from the limit. */
 export const BACKLOG_READING_TTL_MS = 250;
+
+/** Share of the producers' limit from which every enqueue reads the backlog afresh. */
+export const BACKLOG_NEAR_LIMIT_SHARE = 0.5;
+
+/** Stream entries an accepted job adds before any worker takes it: `added` and `waiting`. */
+export const ENTRIES_PER_ENQUEUED_JOB = 2;
 
 /** The Redis key of a queue's event stream, as BullMQ names it. */
 export function eventsStreamKey(prefix: string, queueName: string): string {

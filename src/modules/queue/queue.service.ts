@@ -69,9 +69,13 @@ export class QueueService {
     }
 
     // Without a caller's transaction, concurrent enqueues share one commit and one send.
-    await this.refuseIfCannotRecord([job]);
-
-    return this.batcher.submit(job);
+    const queues = [job.jobType];
+    await this.refuseIfCannotRecord(queues);
+    try {
+      return await this.batcher.submit(job);
+    } finally {
+      this.backlogGate.release(queues);
+    }
   }
 
   /**
@@ -121,18 +125,31 @@ export class QueueService {
     );
   }
 
-  /** Refusals before anything is written: Redis down (if so configured), ledger behind. */
-  private async refuseIfCannotRecord(jobs: ValidatedJob[]): Promise<void> {
+  /**
+   * Refusals before anything is written: Redis down (if so configured), ledger behind. Once this
+   * returns, the caller must release `queues` from the backlog gate when its enqueue is over.
+   */
+  private async refuseIfCannotRecord(queues: string[]): Promise<void> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
       await this.dispatcher.assertRedisAvailable();
     }
 
-    await this.backlogGate.assertRoomFor(jobs.map((job) => job.jobType));
+    await this.backlogGate.admit(queues);
   }
 
   private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
-    await this.refuseIfCannotRecord(jobs);
+    const queues = jobs.map((job) => job.jobType);
+    await this.refuseIfCannotRecord(queues);
+    try {
+      return await this.writeAndSend(jobs, manager);
+    } finally {
+      // A job in a caller's transaction reaches Redis only after its commit; it is counted
+      // until the gate's next reading, which may come before that.
+      this.backlogGate.release(queues);
+    }
+  }
 
+  private async writeAndSend(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
     const queryRunner = manager?.queryRunner;
     if (manager && queryRunner?.isTransactionActive) {
       const { rows, created } = await this.insertRacingForKeys(manager, jobs);
