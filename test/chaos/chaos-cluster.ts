@@ -16,12 +16,21 @@ const DATABASE = 'chaos_ledger';
 
 type RoleName = 'api' | 'ledger' | 'worker-1' | 'worker-2';
 
+export interface EnqueueAnswer {
+  ids: number[];
+  status: number;
+  ms: number;
+  retryAfterSeconds: number;
+}
+
 export interface ClusterOptions {
   /** Keep Redis data across a stop (append-only file), as a Redis that is only unreachable. */
   redisPersistence?: boolean;
   /** Restart a worker process whenever it dies, as an orchestrator would. */
   superviseWorkers?: boolean;
   apiEnv?: Record<string, string>;
+  /** Settings for every role. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -77,6 +86,7 @@ export class ChaosCluster {
       RECONCILE_INTERVAL_MS: '1000',
       RUN_MIGRATIONS: 'false',
       LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error',
+      ...this.options.env,
       ...extra,
     };
   }
@@ -115,8 +125,16 @@ export class ChaosCluster {
     await role?.exited;
   }
 
-  /** POST /jobs/batch; returns the ids it acknowledged, or the HTTP status it refused with. */
-  async enqueueBatch(jobs: unknown[]): Promise<{ ids: number[]; status: number; ms: number }> {
+  /** Sends a signal without waiting for an exit: SIGSTOP and SIGCONT freeze and thaw a role. */
+  signal(name: RoleName, signal: NodeJS.Signals): void {
+    this.roles.get(name)?.child.kill(signal);
+  }
+
+  /**
+   * POST /jobs/batch; returns the ids it acknowledged, or the HTTP status it refused with and
+   * the seconds its `Retry-After` asked for.
+   */
+  async enqueueBatch(jobs: unknown[]): Promise<EnqueueAnswer> {
     const started = performance.now();
     try {
       const response = await fetch(`http://127.0.0.1:${this.apiPort}/jobs/batch`, {
@@ -131,9 +149,10 @@ export class ChaosCluster {
         ids: response.status === 201 ? (body.jobs ?? []).map((job) => job.id) : [],
         status: response.status,
         ms: performance.now() - started,
+        retryAfterSeconds: Number(response.headers.get('retry-after') ?? 0),
       };
     } catch {
-      return { ids: [], status: 0, ms: performance.now() - started };
+      return { ids: [], status: 0, ms: performance.now() - started, retryAfterSeconds: 0 };
     }
   }
 

@@ -67,6 +67,7 @@ describe('fault suite: nothing lost, nothing invented', () => {
           faults: 0,
           details: [],
         });
+        expect(await (scenario.verify?.(cluster, run) ?? [])).toEqual([]);
         expect(audit.accepted).toBeGreaterThan(0);
         expect(audit.invented).toBe(0);
         expect(audit.wrongRows).toBe(0);

@@ -1,4 +1,4 @@
-import { ChaosCluster, ClusterOptions } from './chaos-cluster';
+import { ChaosCluster, ClusterOptions, PREFIX } from './chaos-cluster';
 
 /** What a scenario did to the cluster, for the audit and the table. */
 export interface ScenarioRun {
@@ -18,6 +18,8 @@ export interface Scenario {
   cluster?: ClusterOptions;
   expectedStatus?: (jobType: string) => 'completed' | 'failed';
   run(cluster: ChaosCluster, jobs: number): Promise<ScenarioRun>;
+  /** Checks of its own, after the audit: what went wrong, or nothing. */
+  verify?(cluster: ChaosCluster, run: ScenarioRun): Promise<string[]>;
 }
 
 const BATCH = 100;
@@ -62,6 +64,55 @@ async function loadWithFault(
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Enqueues `count` jobs in batches as a well-behaved producer does: a batch refused with 503 is
+ * sent again after its `Retry-After`. Calls `onRefused` with the number of refusals so far.
+ */
+async function loadRetrying(
+  cluster: ChaosCluster,
+  count: number,
+  onRefused: (refused: number) => void,
+): Promise<Pick<ScenarioRun, 'acknowledged' | 'refused' | 'slowestEnqueueMs'>> {
+  const run = { acknowledged: [] as number[], refused: 0, slowestEnqueueMs: 0 };
+  const deadline = Date.now() + 120_000;
+
+  for (let sent = 0; sent < count;) {
+    const answer = await cluster.enqueueBatch(sleepJobs(Math.min(BATCH, count - sent), sent));
+    run.slowestEnqueueMs = Math.max(run.slowestEnqueueMs, Math.round(answer.ms));
+    if (answer.status === 201) {
+      run.acknowledged.push(...answer.ids);
+      sent += BATCH;
+    } else if (answer.status === 503 && Date.now() < deadline) {
+      run.refused += 1;
+      onRefused(run.refused);
+      await sleep(Math.max(answer.retryAfterSeconds, 0.1) * 1000);
+    } else {
+      throw new Error(`enqueue answered ${answer.status} after ${run.refused} refusals`);
+    }
+  }
+
+  return run;
+}
+
+/** How far the stream of a queue was written and how much of it Redis still keeps. */
+async function streamCounters(
+  cluster: ChaosCluster,
+  queue: string,
+): Promise<{ length: number; entriesAdded: number }> {
+  const redis = cluster.redisClient();
+  try {
+    const info = (await redis.call('XINFO', 'STREAM', `${PREFIX}:${queue}:events`)) as unknown[];
+    const field = (name: string) => Number(info[info.indexOf(name) + 1]);
+
+    return { length: field('length'), entriesAdded: field('entries-added') };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A stream this short fills up with the suite's default load unless workers and producers wait. */
+const SHORT_STREAM = 5000;
 
 async function waitForRunningJobs(cluster: ChaosCluster): Promise<void> {
   const deadline = Date.now() + 20_000;
@@ -194,6 +245,51 @@ export const SCENARIOS: Scenario[] = [
         slowestEnqueueMs: slowest,
         faultEndedAt,
       };
+    },
+  },
+  {
+    name: 'ledger frozen until producers are refused (short stream)',
+    fast: false,
+    // Workers pause at half of the stream unread, producers are refused at 80%.
+    cluster: { env: { EVENTS_MAX_LEN: String(SHORT_STREAM) } },
+    run: async (cluster, jobs) => {
+      await waitForRunningJobs(cluster);
+      cluster.signal('ledger', 'SIGSTOP');
+      let thawedAt = 0;
+      const thaw = () => {
+        if (!thawedAt) {
+          thawedAt = Date.now();
+          cluster.signal('ledger', 'SIGCONT');
+        }
+      };
+      // Thawed after the third refusal; if none comes, the verification below fails the run.
+      const thawAnyway = setTimeout(thaw, 60_000);
+      try {
+        const run = await loadRetrying(cluster, jobs, (refused) => refused >= 3 && thaw());
+
+        return { ...run, faultEndedAt: thawedAt || Date.now() };
+      } finally {
+        clearTimeout(thawAnyway);
+        thaw();
+      }
+    },
+    verify: async (cluster, run) => {
+      const problems: string[] = [];
+      if (run.refused === 0) {
+        problems.push('no enqueue was refused: the scenario did not reach the producers’ limit');
+      }
+      const { length, entriesAdded } = await streamCounters(cluster, 'diag_sleep');
+      if (entriesAdded <= SHORT_STREAM || length >= entriesAdded) {
+        problems.push(`the stream was never trimmed (${entriesAdded} added, ${length} kept)`);
+      }
+      const [{ repairs }] = await cluster.query<{ repairs: number }>(
+        `SELECT COUNT(*) AS repairs FROM job_queue_history WHERE source = 'repair'`,
+      );
+      if (Number(repairs) > 0) {
+        problems.push(`${repairs} transitions recorded by repair: events were lost unread`);
+      }
+
+      return problems;
     },
   },
   {
