@@ -28,6 +28,10 @@ type Metric = keyof RoundResult;
 const METRICS: { key: Metric; label: string; plainKey?: Metric }[] = [
   { key: 'bulkEnqueue', label: 'bulk enqueue, chunks of 1000 (jobs/s)' },
   { key: 'singleEnqueue', label: 'single enqueue, concurrent (jobs/s)' },
+  { key: 'singleEnqueueP50Ms', label: 'single enqueue latency of one call, p50 (ms)' },
+  { key: 'singleEnqueueP99Ms', label: 'single enqueue latency of one call, p99 (ms)' },
+  { key: 'bulkEnqueueP50Ms', label: 'bulk enqueue latency of one 1000-job call, p50 (ms)' },
+  { key: 'bulkEnqueueP99Ms', label: 'bulk enqueue latency of one 1000-job call, p99 (ms)' },
   { key: 'drain', label: 'drain: first active → last completed in Redis (jobs/s)' },
   {
     key: 'endToEnd',

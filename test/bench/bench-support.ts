@@ -51,9 +51,7 @@ export interface BenchOptions {
 export const BULK_CHUNK = 1000;
 
 /** One round's numbers; throughputs in jobs per second, memory in MiB. */
-export interface RoundResult {
-  bulkEnqueue?: number;
-  singleEnqueue?: number;
+export interface RoundResult extends Partial<EnqueuePhases> {
   drain: number;
   /** Paced mode: from a job's `added` to its `completed` event, both stamped by Redis. */
   queueLatencyP50Ms?: number;
@@ -238,6 +236,61 @@ export async function runConcurrently(
   };
 
   await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
+}
+
+/** What the enqueue phases measured; latencies are those of each call, in milliseconds. */
+export interface EnqueuePhases {
+  bulkEnqueue: number;
+  singleEnqueue: number;
+  singleEnqueueP50Ms: number | undefined;
+  singleEnqueueP99Ms: number | undefined;
+  bulkEnqueueP50Ms: number | undefined;
+  bulkEnqueueP99Ms: number | undefined;
+}
+
+/**
+ * The enqueue phases, run the same way for both sides: untimed warm-up singles, then timed
+ * singles with `inFlight` calls at a time, then `jobs` jobs in sequential chunks of
+ * `BULK_CHUNK`. Each call is timed on its own, for the latencies.
+ */
+export async function measureEnqueue(
+  options: BenchOptions,
+  sendOne: () => Promise<unknown>,
+  sendChunk: (size: number) => Promise<unknown>,
+): Promise<EnqueuePhases> {
+  await runConcurrently(options.warmupJobs, options.inFlight, sendOne);
+
+  const singleLatencies: number[] = [];
+  let started = performance.now();
+  await runConcurrently(options.singleJobs, options.inFlight, () => timed(sendOne, singleLatencies));
+  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
+
+  const bulkLatencies: number[] = [];
+  started = performance.now();
+  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
+    const size = Math.min(BULK_CHUNK, options.jobs - sent);
+    await timed(() => sendChunk(size), bulkLatencies);
+  }
+  const bulkEnqueue = rate(options.jobs, performance.now() - started);
+
+  return {
+    bulkEnqueue,
+    singleEnqueue,
+    singleEnqueueP50Ms: roundedMs(percentile(singleLatencies, 0.5)),
+    singleEnqueueP99Ms: roundedMs(percentile(singleLatencies, 0.99)),
+    bulkEnqueueP50Ms: roundedMs(percentile(bulkLatencies, 0.5)),
+    bulkEnqueueP99Ms: roundedMs(percentile(bulkLatencies, 0.99)),
+  };
+}
+
+async function timed(call: () => Promise<unknown>, latencies: number[]): Promise<void> {
+  const started = performance.now();
+  await call();
+  latencies.push(performance.now() - started);
+}
+
+function roundedMs(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 10) / 10;
 }
 
 /** Jobs per second, rounded to a whole number. */

@@ -11,7 +11,6 @@ import { EnqueueRequest, QueueService } from '../../src/modules/queue';
 import { SpawnedRole, spawnRole } from '../support/spawned-process';
 import {
   BenchOptions,
-  BULK_CHUNK,
   drainDeadlineMs,
   failWith,
   maxOf,
@@ -29,7 +28,8 @@ import {
   rate,
   redisTimeMs,
   RoundResult,
-  runConcurrently,
+  EnqueuePhases,
+  measureEnqueue,
   watchDrain,
   waitForWorkers,
   enqueuePaced,
@@ -139,30 +139,21 @@ function benchJob(options: BenchOptions): EnqueueRequest {
 
 async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
   const { jobType, payload, ...jobOptions } = benchJob(options);
-
-  const enqueueOne = (): Promise<unknown> => queue.enqueue(jobType, payload, jobOptions);
-  await runConcurrently(options.warmupJobs, options.inFlight, enqueueOne);
-
-  let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, enqueueOne);
-  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
-
   const job = benchJob(options);
-  started = performance.now();
-  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
-    const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    await queue.enqueueMany(Array.from({ length: size }, () => ({ ...job })));
-  }
-  const bulkEnqueue = rate(options.jobs, performance.now() - started);
 
-  return { bulkEnqueue, singleEnqueue, total: unpacedTotal(options) };
+  const phases = await measureEnqueue(
+    options,
+    () => queue.enqueue(jobType, payload, jobOptions),
+    (size) => queue.enqueueMany(Array.from({ length: size }, () => ({ ...job }))),
+  );
+
+  return { phases, total: unpacedTotal(options) };
 }
 
 /** What the enqueue phase measured; in paced mode, the enqueue that runs during the drain. */
 interface Enqueued {
   total: number;
-  bulkEnqueue?: number;
-  singleEnqueue?: number;
+  phases?: EnqueuePhases;
   paced?: () => Promise<void>;
 }
 
@@ -265,8 +256,7 @@ async function drainAndAudit(options: BenchOptions, context: DrainContext): Prom
     await auditLedger(db, total, options.failTimes);
 
     return {
-      bulkEnqueue: enqueued.bulkEnqueue,
-      singleEnqueue: enqueued.singleEnqueue,
+      ...enqueued.phases,
       drain: rate(total, times.lastCompletedAt - times.firstActiveAt),
       endToEnd: rate(total, ledgerDoneAt - times.firstActiveAt),
       ledgerLagMs: Math.max(0, ledgerDoneAt - times.lastCompletedAt),

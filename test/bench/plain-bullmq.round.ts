@@ -7,7 +7,6 @@ import { toBullPriority } from '../../src/modules/queue/queue.constants';
 
 import {
   BenchOptions,
-  BULK_CHUNK,
   drainDeadlineMs,
   failWith,
   maxOf,
@@ -21,7 +20,8 @@ import {
   rate,
   redisTimeMs,
   RoundResult,
-  runConcurrently,
+  EnqueuePhases,
+  measureEnqueue,
   stopChild,
   watchDrain,
   waitForWorkers,
@@ -117,29 +117,17 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
   }
 }
 
-async function enqueuePlain(
-  queue: Queue,
-  options: BenchOptions,
-): Promise<{ bulkEnqueue: number; singleEnqueue: number }> {
+async function enqueuePlain(queue: Queue, options: BenchOptions): Promise<EnqueuePhases> {
   const payload = payloadOf(options);
   const opts = plainJobOptions(options);
   await queue.waitUntilReady();
 
-  const addOne = (): Promise<unknown> => queue.add(QUEUE, payload, opts);
-  await runConcurrently(options.warmupJobs, options.inFlight, addOne);
-
-  let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, addOne);
-  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
-
-  started = performance.now();
-  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
-    const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    await queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload, opts })));
-  }
-  const bulkEnqueue = rate(options.jobs, performance.now() - started);
-
-  return { bulkEnqueue, singleEnqueue };
+  return measureEnqueue(
+    options,
+    () => queue.add(QUEUE, payload, opts),
+    (size) =>
+      queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload, opts }))),
+  );
 }
 
 /**
