@@ -262,7 +262,9 @@ export async function measureEnqueue(
 
   const singleLatencies: number[] = [];
   let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, () => timed(sendOne, singleLatencies));
+  await runConcurrently(options.singleJobs, options.inFlight, () =>
+    timed(sendOne, singleLatencies),
+  );
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
 
   const bulkLatencies: number[] = [];
