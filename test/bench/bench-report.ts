@@ -51,6 +51,8 @@ const METRICS: { key: Metric; label: string; plainKey?: Metric }[] = [
   { key: 'workerRssEndMiB', label: 'RSS of a worker process at the end (MiB)' },
   { key: 'ledgerRssStartMiB', label: 'RSS of the ledger process at 10% of the jobs (MiB)' },
   { key: 'ledgerRssEndMiB', label: 'RSS of the ledger process at the end (MiB)' },
+  { key: 'singleEnqueueCpuUsPerJob', label: 'CPU per job of the producer, single enqueue (us)' },
+  { key: 'bulkEnqueueCpuUsPerJob', label: 'CPU per job of the producer, bulk enqueue (us)' },
   { key: 'workerCpuUsPerJob', label: 'CPU per job during the drain: worker processes (us)' },
   { key: 'ledgerCpuUsPerJob', label: 'CPU per job during the drain: ledger process (us)' },
   { key: 'redisCpuUsPerJob', label: 'CPU per job during the drain: Redis (us)' },

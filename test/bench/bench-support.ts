@@ -246,6 +246,9 @@ export interface EnqueuePhases {
   singleEnqueueP99Ms: number | undefined;
   bulkEnqueueP50Ms: number | undefined;
   bulkEnqueueP99Ms: number | undefined;
+  /** CPU time of the producing (bench) process per job, in microseconds. */
+  singleEnqueueCpuUsPerJob: number;
+  bulkEnqueueCpuUsPerJob: number;
 }
 
 /**
@@ -261,28 +264,40 @@ export async function measureEnqueue(
   await runConcurrently(options.warmupJobs, options.inFlight, sendOne);
 
   const singleLatencies: number[] = [];
+  let cpuBefore = process.cpuUsage();
   let started = performance.now();
   await runConcurrently(options.singleJobs, options.inFlight, () =>
     timed(sendOne, singleLatencies),
   );
   const singleEnqueue = rate(options.singleJobs, performance.now() - started);
+  const singleEnqueueCpuUsPerJob = processCpuUsPerJob(cpuBefore, options.singleJobs);
 
   const bulkLatencies: number[] = [];
+  cpuBefore = process.cpuUsage();
   started = performance.now();
   for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
     const size = Math.min(BULK_CHUNK, options.jobs - sent);
     await timed(() => sendChunk(size), bulkLatencies);
   }
   const bulkEnqueue = rate(options.jobs, performance.now() - started);
+  const bulkEnqueueCpuUsPerJob = processCpuUsPerJob(cpuBefore, options.jobs);
 
   return {
     bulkEnqueue,
     singleEnqueue,
+    singleEnqueueCpuUsPerJob,
+    bulkEnqueueCpuUsPerJob,
     singleEnqueueP50Ms: roundedMs(percentile(singleLatencies, 0.5)),
     singleEnqueueP99Ms: roundedMs(percentile(singleLatencies, 0.99)),
     bulkEnqueueP50Ms: roundedMs(percentile(bulkLatencies, 0.5)),
     bulkEnqueueP99Ms: roundedMs(percentile(bulkLatencies, 0.99)),
   };
+}
+
+function processCpuUsPerJob(before: NodeJS.CpuUsage, jobs: number): number {
+  const used = process.cpuUsage(before);
+
+  return Math.round((used.user + used.system) / Math.max(jobs, 1));
 }
 
 async function timed(call: () => Promise<unknown>, latencies: number[]): Promise<void> {
