@@ -125,10 +125,18 @@ export function header(options: BenchOptions, machine: Machine): string {
       `${describeHandler(options)}, ` +
       `${options.rounds} round(s)`,
     describeBullPath(options),
-    'plain: Queue in the bench process, workers = spawned node processes with a bare BullMQ Worker',
-    'project: QueueService in the bench process (roles api), spawned ledger and worker processes ' +
-      '(node dist/src/main.js)',
+    `plain: Queue in ${producerPlace(options)}, workers = spawned node processes with a bare ` +
+      'BullMQ Worker',
+    `project: QueueService (roles api) in ${producerPlace(options)}, spawned ledger and worker ` +
+      'processes (node dist/src/main.js)',
   ].join('\n');
+}
+
+/** Paced jobs go out from the bench process during the drain; the enqueue phases from a child. */
+function producerPlace(options: BenchOptions): string {
+  return options.rate === undefined
+    ? 'a producer process of its own (test/bench/producer.js)'
+    : 'the bench process';
 }
 
 /** Which of BullMQ's two ways to queue a job both sides took, so that like meets like. */

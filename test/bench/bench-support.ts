@@ -7,6 +7,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import Redis from 'ioredis';
 
 import { MAX_PRIORITY } from '../../src/modules/queue/queue.constants';
+import { spawnScript } from '../support/spawned-process';
 
 /** What one invocation measures; every value comes from a `BENCH_*` variable. */
 export interface BenchOptions {
@@ -251,63 +252,51 @@ export interface EnqueuePhases {
   bulkEnqueueCpuUsPerJob: number;
 }
 
+const PRODUCER_SCRIPT = join(__dirname, 'producer.js');
+
+/** What one side's producer sends: its queue (plain) or job type (project), and one job. */
+export interface ProducerSpec {
+  side: 'plain' | 'project';
+  queue?: string;
+  /** The plain side's event stream length (the project's comes from its configuration). */
+  eventsMaxLen?: number;
+  job: Record<string, unknown>;
+}
+
 /**
- * The enqueue phases, run the same way for both sides: untimed warm-up singles, then timed
- * singles with `inFlight` calls at a time, then `jobs` jobs in sequential chunks of
- * `BULK_CHUNK`. Each call is timed on its own, for the latencies.
+ * Runs the enqueue phases in a producer process of their own (`producer.js`), the same way for
+ * both sides: untimed warm-up singles, timed singles with `inFlight` calls at once, then `jobs`
+ * jobs in sequential chunks of `BULK_CHUNK`, each call timed for the latencies.
  */
-export async function measureEnqueue(
+export async function produceInChild(
   options: BenchOptions,
-  sendOne: () => Promise<unknown>,
-  sendChunk: (size: number) => Promise<unknown>,
+  prefix: string,
+  spec: ProducerSpec,
+  env: Record<string, string> = {},
 ): Promise<EnqueuePhases> {
-  await runConcurrently(options.warmupJobs, options.inFlight, sendOne);
-
-  const singleLatencies: number[] = [];
-  let cpuBefore = process.cpuUsage();
-  let started = performance.now();
-  await runConcurrently(options.singleJobs, options.inFlight, () =>
-    timed(sendOne, singleLatencies),
-  );
-  const singleEnqueue = rate(options.singleJobs, performance.now() - started);
-  const singleEnqueueCpuUsPerJob = processCpuUsPerJob(cpuBefore, options.singleJobs);
-
-  const bulkLatencies: number[] = [];
-  cpuBefore = process.cpuUsage();
-  started = performance.now();
-  for (let sent = 0; sent < options.jobs; sent += BULK_CHUNK) {
-    const size = Math.min(BULK_CHUNK, options.jobs - sent);
-    await timed(() => sendChunk(size), bulkLatencies);
-  }
-  const bulkEnqueue = rate(options.jobs, performance.now() - started);
-  const bulkEnqueueCpuUsPerJob = processCpuUsPerJob(cpuBefore, options.jobs);
-
-  return {
-    bulkEnqueue,
-    singleEnqueue,
-    singleEnqueueCpuUsPerJob,
-    bulkEnqueueCpuUsPerJob,
-    singleEnqueueP50Ms: roundedMs(percentile(singleLatencies, 0.5)),
-    singleEnqueueP99Ms: roundedMs(percentile(singleLatencies, 0.99)),
-    bulkEnqueueP50Ms: roundedMs(percentile(bulkLatencies, 0.5)),
-    bulkEnqueueP99Ms: roundedMs(percentile(bulkLatencies, 0.99)),
+  const producerSpec = {
+    ...spec,
+    redisUrl: options.redisUrl,
+    prefix,
+    warmupJobs: options.warmupJobs,
+    singleJobs: options.singleJobs,
+    jobs: options.jobs,
+    inFlight: options.inFlight,
+    bulkChunk: BULK_CHUNK,
   };
-}
+  const { child, output } = spawnScript(PRODUCER_SCRIPT, {
+    ...env,
+    BENCH_PRODUCER: JSON.stringify(producerSpec),
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  const line = output()
+    .split('\n')
+    .find((text) => text.startsWith('BENCH_RESULT '));
+  if (code !== 0 || !line) {
+    throw new Error(`the ${spec.side} producer failed (exit ${code}):\n${output()}`);
+  }
 
-function processCpuUsPerJob(before: NodeJS.CpuUsage, jobs: number): number {
-  const used = process.cpuUsage(before);
-
-  return Math.round((used.user + used.system) / Math.max(jobs, 1));
-}
-
-async function timed(call: () => Promise<unknown>, latencies: number[]): Promise<void> {
-  const started = performance.now();
-  await call();
-  latencies.push(performance.now() - started);
-}
-
-function roundedMs(ms: number | undefined): number | undefined {
-  return ms === undefined ? undefined : Math.round(ms * 10) / 10;
+  return JSON.parse(line.slice('BENCH_RESULT '.length)) as EnqueuePhases;
 }
 
 /** Jobs per second, rounded to a whole number. */

@@ -29,7 +29,7 @@ import {
   redisTimeMs,
   RoundResult,
   EnqueuePhases,
-  measureEnqueue,
+  produceInChild,
   watchDrain,
   waitForWorkers,
   enqueuePaced,
@@ -43,8 +43,9 @@ import {
 } from './bench-support';
 
 /**
- * This project: producers in this process through QueueService (roles `api`), one spawned
- * ledger process and `BENCH_WORKERS` spawned worker processes running the built app. The round
+ * This project: a producer process through QueueService (roles `api`; in paced mode, this
+ * process), one spawned ledger process and `BENCH_WORKERS` spawned worker processes running the
+ * built app. The round
  * ends with an audit of every ledger row and its history.
  */
 export async function runLedgerRound(
@@ -62,15 +63,18 @@ export async function runLedgerRound(
     roles.push(ledger);
     await waitForLedger(db, ledger, projectorLockName(databaseName, prefix));
 
-    app = await NestFactory.createApplicationContext(
-      AppModule.forRoles({ config: loadAppConfig({ ...env, ROLES: 'api' }) }),
-      { logger: ['error'] },
-    );
-    const queue = app.get(QueueService, { strict: false });
-    const paced = options.rate !== undefined;
-    const enqueued = paced
-      ? { total: options.jobs, paced: () => enqueuePacedThroughLedger(queue, options) }
-      : await enqueueThroughLedger(queue, options);
+    let enqueued: Enqueued;
+    if (options.rate !== undefined) {
+      // Paced: the jobs go out during the drain, from this process.
+      app = await NestFactory.createApplicationContext(
+        AppModule.forRoles({ config: loadAppConfig({ ...env, ROLES: 'api' }) }),
+        { logger: ['error'] },
+      );
+      const queue = app.get(QueueService, { strict: false });
+      enqueued = { total: options.jobs, paced: () => enqueuePacedThroughLedger(queue, options) };
+    } else {
+      enqueued = await enqueueThroughLedger(options, prefix, { ...env, ROLES: 'api' });
+    }
 
     return await drainAndAudit(options, { env, prefix, db, roles, ledger, enqueued });
   } finally {
@@ -137,15 +141,13 @@ function benchJob(options: BenchOptions): EnqueueRequest {
   };
 }
 
-async function enqueueThroughLedger(queue: QueueService, options: BenchOptions): Promise<Enqueued> {
-  const { jobType, payload, ...jobOptions } = benchJob(options);
-  const job = benchJob(options);
-
-  const phases = await measureEnqueue(
-    options,
-    () => queue.enqueue(jobType, payload, jobOptions),
-    (size) => queue.enqueueMany(Array.from({ length: size }, () => ({ ...job }))),
-  );
+async function enqueueThroughLedger(
+  options: BenchOptions,
+  prefix: string,
+  env: Record<string, string>,
+): Promise<Enqueued> {
+  const job = { ...benchJob(options) };
+  const phases = await produceInChild(options, prefix, { side: 'project', job }, env);
 
   return { phases, total: unpacedTotal(options) };
 }

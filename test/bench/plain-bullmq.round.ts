@@ -21,7 +21,7 @@ import {
   redisTimeMs,
   RoundResult,
   EnqueuePhases,
-  measureEnqueue,
+  produceInChild,
   stopChild,
   watchDrain,
   waitForWorkers,
@@ -37,22 +37,25 @@ import { spawnScript, SpawnedScript } from '../support/spawned-process';
 
 const QUEUE = 'plain_noop';
 const WORKER_SCRIPT = join(__dirname, 'plain-worker.js');
+/** The project's default `EVENTS_MAX_LEN`, so that both streams are trimmed alike. */
+const EVENTS_MAX_LEN = 100_000;
 
 /**
- * Plain BullMQ: a Queue in this process, `BENCH_WORKERS` spawned worker processes with a no-op
+ * Plain BullMQ: a producer process with a Queue (in paced mode, this process), `BENCH_WORKERS`
+ * spawned worker processes with a no-op
  * processor. Same event stream length as the project's, so the stream is trimmed alike.
  */
 export async function runPlainRound(options: BenchOptions, prefix: string): Promise<RoundResult> {
   const queue = new Queue(QUEUE, {
     connection: { url: options.redisUrl, maxRetriesPerRequest: null },
     prefix,
-    streams: { events: { maxLen: 100_000 } },
+    streams: { events: { maxLen: EVENTS_MAX_LEN } },
   });
   const redis = new Redis(options.redisUrl);
   const children: SpawnedScript[] = [];
   try {
     const paced = options.rate !== undefined;
-    const enqueued = paced ? {} : await enqueuePlain(queue, options);
+    const enqueued = paced ? {} : await enqueuePlain(options, prefix);
     const total = paced ? options.jobs : unpacedTotal(options);
     if (paced) {
       children.push(...spawnPlainWorkers(options, prefix));
@@ -117,17 +120,13 @@ export async function runPlainRound(options: BenchOptions, prefix: string): Prom
   }
 }
 
-async function enqueuePlain(queue: Queue, options: BenchOptions): Promise<EnqueuePhases> {
-  const payload = payloadOf(options);
-  const opts = plainJobOptions(options);
-  await queue.waitUntilReady();
-
-  return measureEnqueue(
-    options,
-    () => queue.add(QUEUE, payload, opts),
-    (size) =>
-      queue.addBulk(Array.from({ length: size }, () => ({ name: QUEUE, data: payload, opts }))),
-  );
+function enqueuePlain(options: BenchOptions, prefix: string): Promise<EnqueuePhases> {
+  return produceInChild(options, prefix, {
+    side: 'plain',
+    queue: QUEUE,
+    eventsMaxLen: EVENTS_MAX_LEN,
+    job: { data: payloadOf(options), opts: plainJobOptions(options) },
+  });
 }
 
 /**
