@@ -117,6 +117,54 @@ describe('reconciliation of the ledger with Redis', () => {
     expect(history[2].note).toContain('missing from Redis');
   });
 
+  it('numbers the attempts of a job sent again on from the starts the ledger counted', async () => {
+    const api = await start(['api', 'ledger']);
+    const worker = await start(['worker']);
+    const queue = getService(api, QueueService);
+    // Fails its first attempt only, then waits out a backoff long enough to lose it meanwhile.
+    const job = await queue.enqueue(
+      'diag_fail',
+      { times: 1 },
+      { attempts: 3, backoff: { strategy: 'fixed', delayMs: 2000 } },
+    );
+    await waitFor('the first attempt to fail and wait for its retry', async () => {
+      const row = await queue.get(job.id);
+
+      return row?.status === 'pending' && row.attemptCount === 1;
+    });
+
+    // Redis loses the waiting retry while no worker runs; the ledger sends the job again.
+    await worker.close();
+    apps.splice(apps.indexOf(worker), 1);
+    const jobKey = `${env.prefix}:diag_fail:job-${job.id}`;
+    await env.redis.del(jobKey, `${jobKey}:logs`);
+    await env.redis.zrem(`${env.prefix}:diag_fail:delayed`, `job-${job.id}`);
+    await waitFor('the job to be sent again', async () => (await env.redis.exists(jobKey)) === 1);
+    expect(await env.redis.hget(jobKey, 'name')).toBe('diag_fail#1');
+
+    // Its handler sees attempt 2 of 3, so it succeeds: counted from 1 again, it would fail.
+    await start(['worker']);
+    const row = await waitFor(
+      'the job to complete after its re-send',
+      async () => {
+        const current = await queue.get(job.id);
+
+        return current?.status === 'completed' ? current : undefined;
+      },
+      30_000,
+    );
+    expect(row.attemptCount).toBe(2);
+    const history = await queue.history(job.id);
+    expect(history.map((t) => `${t.fromStatus}->${t.toStatus}:${t.attempt}`)).toEqual([
+      'null->pending:0',
+      'pending->processing:1',
+      'processing->pending:1',
+      'pending->processing:2',
+      'processing->completed:2',
+    ]);
+    expect(history[2].errorMessage).toBe('diagnostic failure on attempt 1');
+  });
+
   it('answers an operator request with a report of what it checked and repaired', async () => {
     // Neither a periodic reconciliation nor the dispatcher (both run once at start) may find the
     // lost job before the operator's request does.

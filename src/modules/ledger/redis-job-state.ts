@@ -1,13 +1,14 @@
 import Redis from 'ioredis';
 
 import { JobStatus } from '../../entities/job-status';
-import { toBullJobId } from '../queue/queue.constants';
+import { startsBeforeOf, toBullJobId } from '../queue/queue.constants';
 
 /** A job as Redis holds it, read for repairs. */
 export interface RedisJobState {
   rowId: number;
   /** The ledger status the job's Redis state corresponds to; `missing` if Redis lacks the job. */
   status: JobStatus | 'missing';
+  /** Over every send of the job: those counted before it was sent again, and BullMQ's own. */
   attemptsStarted: number;
   failedReason: string | null;
   processedBy: string | null;
@@ -21,7 +22,15 @@ export interface RedisJobSnapshot {
   jobs: Map<number, RedisJobState>;
 }
 
-const FIELDS = ['ats', 'processedOn', 'finishedOn', 'failedReason', 'pb', 'timestamp'] as const;
+const FIELDS = [
+  'ats',
+  'processedOn',
+  'finishedOn',
+  'failedReason',
+  'pb',
+  'timestamp',
+  'name',
+] as const;
 
 /**
  * Reads the states of some jobs and the last id of their queue's event stream in one MULTI, so
@@ -68,11 +77,11 @@ function toState(
   failed: unknown,
   activeAt: unknown,
 ): RedisJobState {
-  const [ats, processedOn, finishedOn, failedReason, processedBy, timestamp] = hash;
+  const [ats, processedOn, finishedOn, failedReason, processedBy, timestamp, name] = hash;
   const state: RedisJobState = {
     rowId,
     status: 'pending',
-    attemptsStarted: Number(ats ?? 0),
+    attemptsStarted: startsBeforeOf(name ?? '') + Number(ats ?? 0),
     failedReason: failedReason ?? null,
     processedBy: processedBy ?? null,
     processedOn: processedOn ? new Date(Number(processedOn)) : null,

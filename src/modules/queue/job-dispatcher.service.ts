@@ -5,7 +5,7 @@ import Redis from 'ioredis';
 import { JobEntity } from '../../entities';
 import { isPrioritized } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
-import { toBullJobId, toBullPriority } from './queue.constants';
+import { toBullJobId, toBullJobName, toBullPriority } from './queue.constants';
 import { RedisUnavailableError } from './queue.errors';
 import { createRedisClient, withTimeout } from './redis-connection';
 
@@ -118,7 +118,7 @@ export class JobDispatcher implements OnApplicationShutdown {
     const remainingAttempts = Math.max(1, row.maxAttempts - used);
 
     return {
-      name: row.jobType,
+      name: toBullJobName(row.jobType, row.attemptCount),
       data: JSON.parse(row.payload) as unknown,
       opts: {
         jobId: toBullJobId(row.id),

@@ -51,6 +51,30 @@ export function fromBullJobId(bullJobId: string): number | undefined {
   return Number.isSafeInteger(rowId) && rowId > 0 ? rowId : undefined;
 }
 
+/** Never part of a job type (see `JOB_TYPE_PATTERN`). */
+const STARTS_BEFORE_SEPARATOR = '#';
+
+/**
+ * BullMQ's name for a job: its type and, for a job sent again after Redis lost it, the starts
+ * the ledger had counted (`email_dispatch#2`). BullMQ counts a job's attempts from zero each
+ * time it is added; from the name, workers number the attempts on from the ledger's count.
+ */
+export function toBullJobName(jobType: string, startsBefore: number): string {
+  return startsBefore > 0 ? `${jobType}${STARTS_BEFORE_SEPARATOR}${startsBefore}` : jobType;
+}
+
+/** The starts a BullMQ job name carries (0 for a first send, or a name the ledger did not make). */
+export function startsBeforeOf(bullJobName: string): number {
+  const separator = bullJobName.indexOf(STARTS_BEFORE_SEPARATOR);
+  if (separator < 0) {
+    return 0;
+  }
+
+  const starts = Number(bullJobName.slice(separator + 1));
+
+  return Number.isSafeInteger(starts) && starts > 0 ? starts : 0;
+}
+
 /**
  * BullMQ runs a lower number first and puts priority 0 ahead of every prioritised job, so the
  * mapping reverses our scale and never yields 0.

@@ -23,14 +23,15 @@ export class AttemptErrorLog {
 
   constructor(private readonly redisUrl: string) {}
 
-  async record(job: Job, message: string): Promise<void> {
+  /** @param startsBefore - starts counted before BullMQ's own, for a job sent again */
+  async record(job: Job, startsBefore: number, message: string): Promise<void> {
     this.client ??= createRedisClient(this.redisUrl);
     await this.client.eval(
       RECORD_ATTEMPT_ERROR,
       1,
       `${job.queueQualifiedName}:${job.id}`,
       ATTEMPT_ERRORS_FIELD,
-      String(job.attemptsStarted),
+      String(startsBefore + job.attemptsStarted),
       message,
     );
   }

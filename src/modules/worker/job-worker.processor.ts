@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 
-import { fromBullJobId } from '../queue/queue.constants';
+import { fromBullJobId, startsBeforeOf } from '../queue/queue.constants';
 import { AttemptErrorLog } from './attempt-error-log';
 import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
@@ -165,12 +165,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
 
   private async runHandler(jobType: string, job: Job): Promise<unknown> {
     const started = performance.now();
-    const fields = {
-      jobType,
-      jobId: fromBullJobId(job.id ?? ''),
-      attempt: job.attemptsMade + 1,
-      maxAttempts: job.opts.attempts ?? 1,
-    };
+    const fields = { jobType, jobId: fromBullJobId(job.id ?? ''), ...attemptOf(job, 1) };
     this.jobLog?.started(fields);
     const jobSignal = new LazyAbortSignal();
     this.jobSignals.add(jobSignal);
@@ -196,7 +191,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       }
 
       const bounded = boundedError(error, job.data, this.options.redactErrors);
-      await this.recordAttemptError(job, bounded);
+      await this.recordAttemptError(jobType, job, bounded);
       throw bounded;
     } finally {
       this.jobSignals.delete(jobSignal);
@@ -238,13 +233,13 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   }
 
   /** Best effort: without it the ledger falls back to BullMQ's latest failure reason. */
-  private async recordAttemptError(job: Job, error: Error): Promise<void> {
+  private async recordAttemptError(jobType: string, job: Job, error: Error): Promise<void> {
     try {
-      await this.attemptErrors.record(job, error.message);
+      await this.attemptErrors.record(job, startsBeforeOf(job.name), error.message);
     } catch (failure) {
       this.logger.warn({
         message: "could not keep the attempt's error for the ledger",
-        jobType: job.name,
+        jobType,
         jobId: fromBullJobId(job.id ?? ''),
         error: failure instanceof Error ? failure.message : String(failure),
       });
@@ -252,15 +247,14 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   }
 
   private logFailure(jobType: string, job: Job | undefined, error: Error): void {
-    const attempt = job?.attemptsMade ?? 0;
-    const maxAttempts = job?.opts.attempts ?? 1;
-    const final = attempt >= maxAttempts || error instanceof UnrecoverableError;
+    const final =
+      (job?.attemptsMade ?? 0) >= (job?.opts.attempts ?? 1) || error instanceof UnrecoverableError;
     const fields = {
       message: final ? 'job failed' : 'job attempt failed; will retry',
       jobType,
       jobId: job?.id ? fromBullJobId(job.id) : undefined,
-      attempt,
-      maxAttempts,
+      // BullMQ has counted this attempt by the time it reports the failure.
+      ...(job ? attemptOf(job, 0) : { attempt: 0, maxAttempts: 1 }),
       error: error.message,
     };
 
@@ -282,7 +276,20 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
   }
 }
 
-/** Handlers may throw anything; BullMQ records `message`, so make it an Error of bounded size. */
+/**
+ * The attempt's number and the most there can be, counted over every send of the job: a job
+ * sent again after Redis lost it names the starts the ledger had counted (`startsBeforeOf`),
+ * while BullMQ counts from zero again. `pending` is 1 while the attempt has not been counted.
+ */
+function attemptOf(job: Job, pending: 0 | 1): { attempt: number; maxAttempts: number } {
+  const startsBefore = startsBeforeOf(job.name);
+
+  return {
+    attempt: startsBefore + job.attemptsMade + pending,
+    maxAttempts: startsBefore + (job.opts.attempts ?? 1),
+  };
+}
+
 /**
  * BullMQ records the message in the ledger and the stack in the job's hash: make the thrown
  * value an Error whose message is bounded and, unless configured otherwise, free of payload
