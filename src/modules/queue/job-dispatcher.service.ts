@@ -124,6 +124,8 @@ export class JobDispatcher implements OnApplicationShutdown {
         jobId: toBullJobId(row.id),
         ...this.priorityOption(row),
         attempts: remainingAttempts,
+        // Known shortcoming: BullMQ derives an exponential delay from its own attempt count,
+        // which starts at zero for a job sent again, so such a job's backoff starts over.
         backoff: row.backoffStrategy
           ? {
               type: row.backoffStrategy,
