@@ -1,6 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
+import { JobEntity } from '../src/entities';
 import { REDIS_DATA_LOSS_NOTE } from '../src/modules/ledger/ledger.constants';
 import { LOST_FROM_REDIS_MESSAGE } from '../src/modules/ledger/ledger-reconciler';
 import { LedgerProjector } from '../src/modules/ledger/ledger-projector.service';
@@ -13,6 +14,19 @@ import {
   waitFor,
   waitForLedgerToReadEvents,
 } from './support/test-context';
+
+/** The job's row once it completed, after the ledger sent it again. */
+function completedAfterResend(queue: QueueService, id: number): Promise<JobEntity> {
+  return waitFor(
+    'the job to complete after its re-send',
+    async () => {
+      const current = await queue.get(id);
+
+      return current?.status === 'completed' ? current : undefined;
+    },
+    30_000,
+  );
+}
 
 describe('reconciliation of the ledger with Redis', () => {
   let env: TestEnvironment;
@@ -94,15 +108,7 @@ describe('reconciliation of the ledger with Redis', () => {
       .query(`UPDATE job_queue SET payload = '{"ms":10}' WHERE id = ?`, [job.id]);
 
     await start(['worker']);
-    const row = await waitFor(
-      'the job to complete after its re-send',
-      async () => {
-        const current = await queue.get(job.id);
-
-        return current?.status === 'completed' ? current : undefined;
-      },
-      30_000,
-    );
+    const row = await completedAfterResend(queue, job.id);
 
     expect(row.attemptCount).toBe(2);
     const history = await queue.history(job.id);
@@ -144,15 +150,7 @@ describe('reconciliation of the ledger with Redis', () => {
 
     // Its handler sees attempt 2 of 3, so it succeeds: counted from 1 again, it would fail.
     await start(['worker']);
-    const row = await waitFor(
-      'the job to complete after its re-send',
-      async () => {
-        const current = await queue.get(job.id);
-
-        return current?.status === 'completed' ? current : undefined;
-      },
-      30_000,
-    );
+    const row = await completedAfterResend(queue, job.id);
     expect(row.attemptCount).toBe(2);
     const history = await queue.history(job.id);
     expect(history.map((t) => `${t.fromStatus}->${t.toStatus}:${t.attempt}`)).toEqual([
