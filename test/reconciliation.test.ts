@@ -53,6 +53,12 @@ describe('reconciliation of the ledger with Redis', () => {
     return app;
   };
 
+  /** Closes an app before the test ends, so that `afterEach` does not close it again. */
+  const stop = async (app: INestApplication) => {
+    await app.close();
+    apps.splice(apps.indexOf(app), 1);
+  };
+
   it('sends again the jobs of pending rows that Redis lost, keeping priority and attempts', async () => {
     const api = await start(['api', 'ledger']);
     const queue = getService(api, QueueService);
@@ -98,8 +104,7 @@ describe('reconciliation of the ledger with Redis', () => {
     const job = await queue.enqueue('diag_sleep', { ms: 60_000 }, { attempts: 1 });
     await waitFor('the job to run', async () => (await queue.get(job.id))?.status === 'processing');
 
-    await worker.close();
-    apps.splice(apps.indexOf(worker), 1);
+    await stop(worker);
     await env.redis.del(`${env.prefix}:diag_sleep:job-${job.id}`);
     await env.redis.del(`${env.prefix}:diag_sleep:active`);
     // Make the re-sent run short.
@@ -140,8 +145,7 @@ describe('reconciliation of the ledger with Redis', () => {
     });
 
     // Redis loses the waiting retry while no worker runs; the ledger sends the job again.
-    await worker.close();
-    apps.splice(apps.indexOf(worker), 1);
+    await stop(worker);
     const jobKey = `${env.prefix}:diag_fail:job-${job.id}`;
     await env.redis.del(jobKey, `${jobKey}:logs`);
     await env.redis.zrem(`${env.prefix}:diag_fail:delayed`, `job-${job.id}`);

@@ -8,6 +8,9 @@ import Redis from 'ioredis';
 
 import { MAX_PRIORITY } from '../../src/modules/queue/queue.constants';
 import { spawnScript } from '../support/spawned-process';
+import { percentile } from './bench-measures';
+
+export { percentile, rate } from './bench-measures';
 
 /** What one invocation measures; every value comes from a `BENCH_*` variable. */
 export interface BenchOptions {
@@ -223,22 +226,6 @@ export function expectedHistoryPath(failTimes: number): string {
   return `null>pending,${retry.repeat(failTimes)}pending>processing,processing>completed`;
 }
 
-/** Runs `count` calls of `task` with at most `inFlight` unfinished at any time. */
-export async function runConcurrently(
-  count: number,
-  inFlight: number,
-  task: (index: number) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < count) {
-      await task(next++);
-    }
-  };
-
-  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
-}
-
 /** What the enqueue phases measured; latencies are those of each call, in milliseconds. */
 export interface EnqueuePhases {
   bulkEnqueue: number;
@@ -247,7 +234,7 @@ export interface EnqueuePhases {
   singleEnqueueP99Ms: number | undefined;
   bulkEnqueueP50Ms: number | undefined;
   bulkEnqueueP99Ms: number | undefined;
-  /** CPU time of the producing (bench) process per job, in microseconds. */
+  /** CPU time of the producer process per job, in microseconds. */
   singleEnqueueCpuUsPerJob: number;
   bulkEnqueueCpuUsPerJob: number;
 }
@@ -260,7 +247,8 @@ export interface ProducerSpec {
   queue?: string;
   /** The plain side's event stream length (the project's comes from its configuration). */
   eventsMaxLen?: number;
-  job: Record<string, unknown>;
+  /** Sent as JSON: the plain side's `{ data, opts }`, the project's enqueue request. */
+  job: object;
 }
 
 /**
@@ -297,11 +285,6 @@ export async function produceInChild(
   }
 
   return JSON.parse(line.slice('BENCH_RESULT '.length)) as EnqueuePhases;
-}
-
-/** Jobs per second, rounded to a whole number. */
-export function rate(jobs: number, ms: number): number {
-  return Math.round((jobs * 1000) / Math.max(ms, 1));
 }
 
 export async function redisTimeMs(redis: Redis): Promise<number> {
@@ -436,17 +419,6 @@ export class RssSampler {
   largest(): number | undefined {
     return maxOf(this.pids().map((pid) => rssMiB(pid)));
   }
-}
-
-/** The value below which `share` (0 to 1) of the values lie; `undefined` for none. */
-export function percentile(values: number[], share: number): number | undefined {
-  if (values.length === 0) {
-    return undefined;
-  }
-
-  const sorted = Float64Array.from(values).sort();
-
-  return sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
 }
 
 /** p50 and p99 of the `added` → `completed` latencies of a paced run. */

@@ -146,7 +146,7 @@ async function enqueueThroughLedger(
   prefix: string,
   env: Record<string, string>,
 ): Promise<Enqueued> {
-  const job = { ...benchJob(options) };
+  const job = benchJob(options);
   const phases = await produceInChild(options, prefix, { side: 'project', job }, env);
 
   return { phases, total: unpacedTotal(options) };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { JobsOptions, Queue } from 'bullmq';
 import Redis from 'ioredis';
 
-import { toBullPriority } from '../../src/modules/queue/queue.constants';
+import { DEFAULT_EVENTS_MAX_LEN, toBullPriority } from '../../src/modules/queue/queue.constants';
 
 import {
   BenchOptions,
@@ -37,19 +37,17 @@ import { spawnScript, SpawnedScript } from '../support/spawned-process';
 
 const QUEUE = 'plain_noop';
 const WORKER_SCRIPT = join(__dirname, 'plain-worker.js');
-/** The project's default `EVENTS_MAX_LEN`, so that both streams are trimmed alike. */
-const EVENTS_MAX_LEN = 100_000;
 
 /**
  * Plain BullMQ: a producer process with a Queue (in paced mode, this process), `BENCH_WORKERS`
- * spawned worker processes with a no-op
- * processor. Same event stream length as the project's, so the stream is trimmed alike.
+ * spawned worker processes with a no-op processor. Same event stream length as the project's
+ * default, so the stream is trimmed alike.
  */
 export async function runPlainRound(options: BenchOptions, prefix: string): Promise<RoundResult> {
   const queue = new Queue(QUEUE, {
     connection: { url: options.redisUrl, maxRetriesPerRequest: null },
     prefix,
-    streams: { events: { maxLen: EVENTS_MAX_LEN } },
+    streams: { events: { maxLen: DEFAULT_EVENTS_MAX_LEN } },
   });
   const redis = new Redis(options.redisUrl);
   const children: SpawnedScript[] = [];
@@ -124,7 +122,7 @@ function enqueuePlain(options: BenchOptions, prefix: string): Promise<EnqueuePha
   return produceInChild(options, prefix, {
     side: 'plain',
     queue: QUEUE,
-    eventsMaxLen: EVENTS_MAX_LEN,
+    eventsMaxLen: DEFAULT_EVENTS_MAX_LEN,
     job: { data: payloadOf(options), opts: plainJobOptions(options) },
   });
 }

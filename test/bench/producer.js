@@ -16,6 +16,8 @@
  */
 const { join } = require('node:path');
 
+const { percentile, rate, runConcurrently } = require('./bench-measures');
+
 const spec = JSON.parse(process.env.BENCH_PRODUCER);
 
 async function plainProducer() {
@@ -57,18 +59,6 @@ async function projectProducer() {
   };
 }
 
-async function runConcurrently(count, inFlight, task) {
-  let next = 0;
-  const lane = async () => {
-    while (next < count) {
-      next += 1;
-      await task();
-    }
-  };
-
-  await Promise.all(Array.from({ length: Math.min(inFlight, count) }, lane));
-}
-
 async function timed(call, latencies) {
   const started = performance.now();
   await call();
@@ -76,18 +66,9 @@ async function timed(call, latencies) {
 }
 
 function percentileMs(values, share) {
-  if (values.length === 0) {
-    return undefined;
-  }
+  const value = percentile(values, share);
 
-  const sorted = Float64Array.from(values).sort();
-  const value = sorted[Math.min(sorted.length - 1, Math.floor(share * sorted.length))];
-
-  return Math.round(value * 10) / 10;
-}
-
-function rate(jobs, ms) {
-  return Math.round((jobs * 1000) / Math.max(ms, 1));
+  return value === undefined ? undefined : Math.round(value * 10) / 10;
 }
 
 function cpuUsPerJob(before, jobs) {

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 
-import { PRODUCER_BACKLOG_SHARE } from '../queue/queue.constants';
+import { DEFAULT_EVENTS_MAX_LEN, PRODUCER_BACKLOG_SHARE } from '../queue/queue.constants';
 
 /** The roles a process can run; `all` of them run in one process by default. */
 export const ROLES = ['api', 'worker', 'ledger'] as const;
@@ -100,7 +100,7 @@ const LOG_LEVELS = ['error', 'warn', 'log', 'debug', 'verbose'] as const;
 export function loadAppConfig(env: Env = process.env): AppConfig {
   const problems: string[] = [];
   const reader = new EnvReader(env, problems);
-  const eventsMaxLen = reader.integer('EVENTS_MAX_LEN', 100_000, 1_000, 10_000_000);
+  const eventsMaxLen = reader.integer('EVENTS_MAX_LEN', DEFAULT_EVENTS_MAX_LEN, 1_000, 10_000_000);
 
   const config: AppConfig = {
     redisUrl: reader.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),

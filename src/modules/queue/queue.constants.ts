@@ -8,6 +8,9 @@ export const JOB_TYPE_PATTERN = /^[a-z][a-z0-9_]{0,99}$/;
 
 export const QUEUE_MODULE_OPTIONS = Symbol('QUEUE_MODULE_OPTIONS');
 
+/** Entries BullMQ keeps of each queue's event stream unless configured otherwise. */
+export const DEFAULT_EVENTS_MAX_LEN = 100_000;
+
 /** Share of `eventsMaxLen` unread at which producers are refused by default (workers: 0.5). */
 export const PRODUCER_BACKLOG_SHARE = 0.8;
 

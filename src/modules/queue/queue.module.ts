@@ -8,6 +8,7 @@ import { JobTypeDefinition } from './job-type.interface';
 import { LedgerBacklogGate } from './ledger-backlog.gate';
 import { QueueRegistry } from './queue-registry.service';
 import {
+  DEFAULT_EVENTS_MAX_LEN,
   JOB_TYPE_PATTERN,
   MAX_ATTEMPTS,
   PRODUCER_BACKLOG_SHARE,
@@ -85,7 +86,7 @@ function resolveOptions(
   jobTypes: JobTypeDefinition[],
 ): QueueModuleOptions {
   assertCatalogue(jobTypes);
-  const eventsMaxLen = connection.eventsMaxLen ?? 100_000;
+  const eventsMaxLen = connection.eventsMaxLen ?? DEFAULT_EVENTS_MAX_LEN;
   const producerLedgerBacklogLimit =
     connection.producerLedgerBacklogLimit ?? Math.floor(eventsMaxLen * PRODUCER_BACKLOG_SHARE);
   assertBacklogLimit(producerLedgerBacklogLimit, eventsMaxLen);

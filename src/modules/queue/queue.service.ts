@@ -69,13 +69,7 @@ export class QueueService {
     }
 
     // Without a caller's transaction, concurrent enqueues share one commit and one send.
-    const queues = [job.jobType];
-    await this.refuseIfCannotRecord(queues);
-    try {
-      return await this.batcher.submit(job);
-    } finally {
-      this.backlogGate.release(queues);
-    }
+    return this.admitted([job], () => this.batcher.submit(job));
   }
 
   /**
@@ -126,27 +120,27 @@ export class QueueService {
   }
 
   /**
-   * Refusals before anything is written: Redis down (if so configured), ledger behind. Once this
-   * returns, the caller must release `queues` from the backlog gate when its enqueue is over.
+   * Runs `enqueue` unless the jobs must be refused before anything is written: Redis down (if so
+   * configured), ledger behind. The backlog gate counts the jobs until `enqueue` is over; a job
+   * in a caller's transaction reaches Redis only after that commits, and is counted until the
+   * gate's next reading, which may come before.
    */
-  private async refuseIfCannotRecord(queues: string[]): Promise<void> {
+  private async admitted<T>(jobs: ValidatedJob[], enqueue: () => Promise<T>): Promise<T> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
       await this.dispatcher.assertRedisAvailable();
     }
 
-    await this.backlogGate.admit(queues);
-  }
-
-  private async accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
     const queues = jobs.map((job) => job.jobType);
-    await this.refuseIfCannotRecord(queues);
+    await this.backlogGate.admit(queues);
     try {
-      return await this.writeAndSend(jobs, manager);
+      return await enqueue();
     } finally {
-      // A job in a caller's transaction reaches Redis only after its commit; it is counted
-      // until the gate's next reading, which may come before that.
       this.backlogGate.release(queues);
     }
+  }
+
+  private accept(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
+    return this.admitted(jobs, () => this.writeAndSend(jobs, manager));
   }
 
   private async writeAndSend(jobs: ValidatedJob[], manager?: EntityManager): Promise<JobEntity[]> {
