@@ -167,6 +167,42 @@ describe('reconciliation of the ledger with Redis', () => {
     expect(history[2].errorMessage).toBe('diagnostic failure on attempt 1');
   });
 
+  it('grows an exponential backoff on from the attempts counted before a re-send', async () => {
+    const api = await start(['api', 'ledger']);
+    const worker = await start(['worker']);
+    const queue = getService(api, QueueService);
+    const job = await queue.enqueue(
+      'diag_fail',
+      { times: 2 },
+      { attempts: 4, backoff: { strategy: 'exponential', delayMs: 2000 } },
+    );
+    await waitFor('the first attempt to fail and wait 2 s for its retry', async () => {
+      const row = await queue.get(job.id);
+
+      return row?.status === 'pending' && row.attemptCount === 1;
+    });
+
+    await stop(worker);
+    const jobKey = `${env.prefix}:diag_fail:job-${job.id}`;
+    await env.redis.del(jobKey, `${jobKey}:logs`);
+    await env.redis.zrem(`${env.prefix}:diag_fail:delayed`, `job-${job.id}`);
+    await waitFor('the job to be sent again', async () => (await env.redis.exists(jobKey)) === 1);
+    await start(['worker']);
+
+    // The second attempt fails: 4 s, as if the job had never left Redis (BullMQ alone: 2 s).
+    const row = await waitFor('the second attempt to fail', async () => {
+      const current = await queue.get(job.id);
+
+      return current?.status === 'pending' && current.attemptCount === 2 ? current : undefined;
+    });
+    expect(await env.redis.hget(jobKey, 'delay')).toBe('4000');
+    const retry = (await queue.history(job.id)).at(-1);
+    expect(retry).toMatchObject({ fromStatus: 'processing', toStatus: 'pending', attempt: 2 });
+    const waitMs = (row.runAt?.getTime() ?? 0) - (retry?.occurredAt.getTime() ?? 0);
+    expect(waitMs).toBeGreaterThan(3_500);
+    expect(waitMs).toBeLessThan(4_500);
+  });
+
   it('answers an operator request with a report of what it checked and repaired', async () => {
     // Neither a periodic reconciliation nor the dispatcher (both run once at start) may find the
     // lost job before the operator's request does.

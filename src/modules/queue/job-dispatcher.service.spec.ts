@@ -6,6 +6,7 @@ import { JobDispatcher } from './job-dispatcher.service';
 import { JobTypeDefinition } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullPriority } from './queue.constants';
+import { RESUMED_EXPONENTIAL_BACKOFF } from './resumed-backoff';
 
 interface SentJob {
   name: string;
@@ -109,6 +110,41 @@ describe('JobDispatcher', () => {
         ['event_forward', undefined],
         ['report_generate', toBullPriority(3)],
       ]);
+    });
+  });
+
+  describe('backoff', () => {
+    const withBackoff = (strategy: 'fixed' | 'exponential', attemptCount: number): JobEntity => ({
+      ...row('report_generate', 0),
+      attemptCount,
+      maxAttempts: 5,
+      backoffStrategy: strategy,
+      backoffDelayMs: 300,
+      backoffJitter: 0.2,
+    });
+
+    it("sends a first send's backoff as BullMQ's own strategy", async () => {
+      await dispatcher.dispatch([withBackoff('exponential', 0), withBackoff('fixed', 0)]);
+
+      expect(sent.map((job) => job.opts.backoff)).toEqual([
+        { type: 'exponential', delay: 300, jitter: 0.2 },
+        { type: 'fixed', delay: 300, jitter: 0.2 },
+      ]);
+    });
+
+    it('sends an exponential job sent again with the strategy that counts earlier attempts', async () => {
+      await dispatcher.dispatch([withBackoff('exponential', 2), withBackoff('fixed', 2)]);
+
+      expect(sent.map((job) => [job.name, job.opts.backoff])).toEqual([
+        ['report_generate#2', { type: RESUMED_EXPONENTIAL_BACKOFF, delay: 300, jitter: 0.2 }],
+        ['report_generate#2', { type: 'fixed', delay: 300, jitter: 0.2 }],
+      ]);
+    });
+
+    it('sends no backoff for a job without one', async () => {
+      await dispatcher.dispatch([row('report_generate', 0)]);
+
+      expect(sent[0].opts.backoff).toBeUndefined();
     });
   });
 });

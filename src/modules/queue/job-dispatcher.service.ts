@@ -6,6 +6,7 @@ import { JobEntity } from '../../entities';
 import { isPrioritized } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
 import { toBullJobId, toBullJobName, toBullPriority } from './queue.constants';
+import { RESUMED_EXPONENTIAL_BACKOFF } from './resumed-backoff';
 import { RedisUnavailableError } from './queue.errors';
 import { createRedisClient, withTimeout } from './redis-connection';
 
@@ -124,21 +125,32 @@ export class JobDispatcher implements OnApplicationShutdown {
         jobId: toBullJobId(row.id),
         ...this.priorityOption(row),
         attempts: remainingAttempts,
-        // Known shortcoming: BullMQ derives an exponential delay from its own attempt count,
-        // which starts at zero for a job sent again, so such a job's backoff starts over.
-        backoff: row.backoffStrategy
-          ? {
-              type: row.backoffStrategy,
-              delay: row.backoffDelayMs ?? 0,
-              jitter: row.backoffJitter ?? 0,
-            }
-          : undefined,
+        backoff: this.backoffOption(row),
         delay: remainingDelay > 0 ? remainingDelay : undefined,
         // Finished jobs stay in Redis until the ledger has recorded them; the ledger removes
         // them. A job missing from Redis therefore always means it still has to be sent.
         removeOnComplete: false,
         removeOnFail: false,
       },
+    };
+  }
+
+  /**
+   * BullMQ grows an exponential delay with its own attempt count, which starts at zero on every
+   * send: a job sent again after attempts were counted gets the workers' strategy that counts
+   * them too (`resumedBackoff`).
+   */
+  private backoffOption(row: JobEntity): JobsOptions['backoff'] {
+    if (!row.backoffStrategy) {
+      return undefined;
+    }
+
+    const resumed = row.backoffStrategy === 'exponential' && row.attemptCount > 0;
+
+    return {
+      type: resumed ? RESUMED_EXPONENTIAL_BACKOFF : row.backoffStrategy,
+      delay: row.backoffDelayMs ?? 0,
+      jitter: row.backoffJitter ?? 0,
     };
   }
 

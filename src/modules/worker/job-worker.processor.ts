@@ -8,6 +8,7 @@ import {
 import { Job, UnrecoverableError, Worker } from 'bullmq';
 
 import { fromBullJobId, startsBeforeOf } from '../queue/queue.constants';
+import { resumedBackoff } from '../queue/resumed-backoff';
 import { AttemptErrorLog } from './attempt-error-log';
 import { redactPayloadValues } from './error-redaction';
 import { HandlerRegistry } from './handler-registry.service';
@@ -81,6 +82,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       jobTypes: this.jobTypes,
       quarantine: this.quarantine.enabled ? 'child' : 'off',
       maxStalledCount: this.maxStalledCount,
+      settings: { backoffStrategy: resumedBackoff },
     });
   }
 
@@ -145,6 +147,7 @@ export class JobWorkerProcessor implements OnApplicationBootstrap, BeforeApplica
       lockDuration: this.options.lockDurationMs,
       stalledInterval: this.options.stalledIntervalMs,
       maxStalledCount: this.maxStalledCount,
+      settings: { backoffStrategy: resumedBackoff },
     });
 
     worker.on('error', (error) =>
