@@ -1,10 +1,17 @@
 import { DataSource } from 'typeorm';
 
+import { producerLeaseExpiryKey, producerLeasesKey } from '../src/modules/queue/producer-lease';
 import { eventsStreamKey, ledgerProgressKey } from '../src/modules/queue/queue.constants';
 import { LedgerBehindError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
 import { JobWorkerProcessor } from '../src/modules/worker/job-worker.processor';
-import { getService, streamCounters, useTestEnvironment, waitFor } from './support/test-context';
+import {
+  getService,
+  streamCounters,
+  TestEnvironment,
+  useTestEnvironment,
+  waitFor,
+} from './support/test-context';
 
 const JOB_TYPE = 'diag_sleep_fifo';
 // A short stream, so that the jobs below write more events than it keeps: without the hold,
@@ -20,6 +27,57 @@ async function countRows(dataSource: DataSource): Promise<number> {
   );
 
   return Number(n);
+}
+
+const JOBS_PER_BATCH = 20;
+
+/** Tries one enqueue; the refusal, or `undefined` once the job was accepted. */
+async function refusal(attempt: () => Promise<unknown>): Promise<LedgerBehindError | undefined> {
+  try {
+    await attempt();
+
+    return undefined;
+  } catch (error) {
+    if (error instanceof LedgerBehindError) {
+      return error;
+    }
+    throw error;
+  }
+}
+
+/** Batches of `JOBS_PER_BATCH` and single jobs, all at once; how many calls were refused. */
+async function enqueueBurst(
+  queue: QueueService,
+  batches: number,
+  singles: number,
+): Promise<{ refused: number; accepted: number }> {
+  const batchCalls = Array.from({ length: batches }, () =>
+    refusal(() =>
+      queue.enqueueMany(
+        Array.from({ length: JOBS_PER_BATCH }, (_, i) => ({ jobType: JOB_TYPE, payload: { i } })),
+      ),
+    ),
+  );
+  const singleCalls = Array.from({ length: singles }, (_, i) =>
+    refusal(() => queue.enqueue(JOB_TYPE, { i })),
+  );
+  const outcomes = await Promise.all([...batchCalls, ...singleCalls]);
+  const refused = outcomes.filter((outcome) => outcome !== undefined).length;
+
+  return { refused, accepted: outcomes.length - refused };
+}
+
+/** Entries of the queue's stream past the ledger's progress. */
+async function unreadEntries(env: TestEnvironment): Promise<number> {
+  const { entriesAdded } = await streamCounters(env, JOB_TYPE);
+
+  return entriesAdded - Number(await env.redis.get(ledgerProgressKey(env.prefix, JOB_TYPE)));
+}
+
+async function aLedgerOneEntryBehind(env: TestEnvironment): Promise<void> {
+  await env.redis.xadd(eventsStreamKey(env.prefix, JOB_TYPE), '*', 'event', 'probe');
+  const { entriesAdded } = await streamCounters(env, JOB_TYPE);
+  await env.redis.set(ledgerProgressKey(env.prefix, JOB_TYPE), entriesAdded - 1);
 }
 
 describe('when the ledger falls too far behind on a queue', () => {
@@ -107,20 +165,6 @@ describe('when producers would outrun a ledger that is too far behind', () => {
   const shared = useTestEnvironment('backlogproducer');
   const PRODUCER_LIMIT = 40;
 
-  /** Tries one enqueue; the refusal, or `undefined` once the job was accepted. */
-  async function refusal(attempt: () => Promise<unknown>): Promise<LedgerBehindError | undefined> {
-    try {
-      await attempt();
-
-      return undefined;
-    } catch (error) {
-      if (error instanceof LedgerBehindError) {
-        return error;
-      }
-      throw error;
-    }
-  }
-
   it('refuses that queue’s new jobs, writing nothing, until the ledger has caught up', async () => {
     const producer = await shared.start({
       roles: ['api'],
@@ -181,46 +225,26 @@ describe('when producers would outrun a ledger that is too far behind', () => {
   });
 
   it('lets a burst of concurrent enqueues past the limit by one call at most', async () => {
+    const limit = PRODUCER_LIMIT * 5;
     const producer = await shared.start({
       roles: ['api'],
       config: {
         diagnosticJobs: true,
         eventsMaxLen: EVENTS_MAX_LEN,
-        producerLedgerBacklogLimit: PRODUCER_LIMIT * 5,
+        producerLedgerBacklogLimit: limit,
       },
     });
-    const queue = getService(producer, QueueService);
-    const { redis, prefix } = shared.env;
-    const limit = PRODUCER_LIMIT * 5;
-    const jobsPerCall = 20;
 
-    // A ledger that has read the stream's one entry, then stops reading. Set before this
-    // process's first look at the queue, which every enqueue of the burst then waits for.
-    await redis.xadd(eventsStreamKey(prefix, JOB_TYPE), '*', 'event', 'probe');
-    await redis.set(ledgerProgressKey(prefix, JOB_TYPE), 1);
-    const before = await streamCounters(shared.env, JOB_TYPE);
+    // A ledger that has read all but the stream's last entry, then stops reading. Set before
+    // this process's first look at the queue, which every enqueue of the burst then waits for.
+    await aLedgerOneEntryBehind(shared.env);
 
-    // Forty batches and two hundred single jobs at once: far more than the limit, well within
-    // the 250 ms a reading is trusted for when far from the limit.
-    const batches = Array.from({ length: 40 }, (_, call) =>
-      refusal(() =>
-        queue.enqueueMany(
-          Array.from({ length: jobsPerCall }, (_, i) => ({ jobType: JOB_TYPE, payload: { i } })),
-        ),
-      ).then((refused) => (refused ? 'refused' : `batch ${call}`)),
-    );
-    const singles = Array.from({ length: 200 }, (_, i) =>
-      refusal(() => queue.enqueue(JOB_TYPE, { i })).then((refused) =>
-        refused ? 'refused' : 'single',
-      ),
-    );
-    const outcomes = await Promise.all([...batches, ...singles]);
+    const outcomes = await enqueueBurst(getService(producer, QueueService), 40, 200);
 
-    const after = await streamCounters(shared.env, JOB_TYPE);
-    const unread = after.entriesAdded - before.entriesAdded;
-    expect(outcomes.filter((outcome) => outcome === 'refused').length).toBeGreaterThan(0);
-    expect(unread).toBeGreaterThan(limit / 2);
-    expect(unread).toBeLessThan(limit + jobsPerCall * 2);
+    expect(outcomes.refused).toBeGreaterThan(0);
+    const backlog = await unreadEntries(shared.env);
+    expect(backlog).toBeGreaterThan(limit / 2);
+    expect(backlog).toBeLessThanOrEqual(limit + JOBS_PER_BATCH * 2);
   });
 
   it('refuses nothing with the limit at 0', async () => {
@@ -244,6 +268,74 @@ describe('when producers would outrun a ledger that is too far behind', () => {
         status: 'pending',
       });
     }
+  });
+});
+
+describe('producers in several API processes', () => {
+  const shared = useTestEnvironment('backlogglobal');
+  const LIMIT_ENTRIES = 200;
+
+  const startProducer = () =>
+    shared.start({
+      roles: ['api'],
+      config: {
+        diagnosticJobs: true,
+        eventsMaxLen: EVENTS_MAX_LEN,
+        producerLedgerBacklogLimit: LIMIT_ENTRIES,
+      },
+    });
+
+  const leases = () => shared.env.redis.hgetall(producerLeasesKey(shared.env.prefix, JOB_TYPE));
+
+  it('share one limit: together they pass it by one call each at most', async () => {
+    const first = await startProducer();
+    const second = await startProducer();
+    await aLedgerOneEntryBehind(shared.env);
+
+    // Each alone may fill the whole room; at once, each one's lease leaves the other less.
+    const [fromFirst, fromSecond] = await Promise.all([
+      enqueueBurst(getService(first, QueueService), 20, 100),
+      enqueueBurst(getService(second, QueueService), 20, 100),
+    ]);
+
+    expect(fromFirst.refused + fromSecond.refused).toBeGreaterThan(0);
+    expect(fromFirst.accepted + fromSecond.accepted).toBeGreaterThan(0);
+    const backlog = await unreadEntries(shared.env);
+    expect(backlog).toBeGreaterThan(LIMIT_ENTRIES / 2);
+    expect(backlog).toBeLessThanOrEqual(LIMIT_ENTRIES + 2 * JOBS_PER_BATCH * 2);
+  });
+
+  it('gives a stopped process’s share back, and takes back a lapsed one', async () => {
+    const { redis, prefix } = shared.env;
+    await aLedgerOneEntryBehind(shared.env);
+    // Idle since the burst above, its producers report what landed and give their spare back.
+    await waitFor('idle producers to give their leases back', async () =>
+      Object.keys(await leases()).length === 0 ? true : undefined,
+    );
+
+    const stopped = await startProducer();
+    await getService(stopped, QueueService).enqueue(JOB_TYPE, { before: 'stop' });
+    expect(Object.keys(await leases())).toHaveLength(1);
+    await shared.stop(stopped);
+    expect(Object.keys(await leases())).toHaveLength(0);
+
+    // A process that died holding the whole room: refused until its lease lapses.
+    await redis.set(
+      ledgerProgressKey(prefix, JOB_TYPE),
+      (await streamCounters(shared.env, JOB_TYPE)).entriesAdded,
+    );
+    await redis.hset(producerLeasesKey(prefix, JOB_TYPE), 'dead-process', LIMIT_ENTRIES);
+    await redis.zadd(producerLeaseExpiryKey(prefix, JOB_TYPE), Date.now() + 1_500, 'dead-process');
+    const survivor = getService(await startProducer(), QueueService);
+    expect(await refusal(() => survivor.enqueue(JOB_TYPE, { while: 'held' }))).toBeInstanceOf(
+      LedgerBehindError,
+    );
+
+    const accepted = await waitFor('the dead process’s lease to lapse', async () =>
+      (await refusal(() => survivor.enqueue(JOB_TYPE, { after: 'lapse' }))) ? undefined : true,
+    );
+    expect(accepted).toBe(true);
+    expect(await leases()).not.toHaveProperty('dead-process');
   });
 });
 

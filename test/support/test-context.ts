@@ -90,6 +90,8 @@ export type StartOptions = Parameters<typeof startApp>[1];
 export interface SharedEnvironment {
   readonly env: TestEnvironment;
   start(options: StartOptions): Promise<INestApplication>;
+  /** Closes an application before the block ends, so that it is not closed twice. */
+  stop(app: INestApplication): Promise<void>;
 }
 
 /** Registers the block's hooks: the environment is made before its tests and removed after. */
@@ -117,6 +119,10 @@ export function useTestEnvironment(name: string): SharedEnvironment {
       apps.push(app);
 
       return app;
+    },
+    async stop(app) {
+      apps.splice(apps.indexOf(app), 1);
+      await app.close();
     },
   };
 }

@@ -14,11 +14,14 @@ export const DEFAULT_EVENTS_MAX_LEN = 100_000;
 /** Share of `eventsMaxLen` unread at which producers are refused by default (workers: 0.5). */
 export const PRODUCER_BACKLOG_SHARE = 0.8;
 
-/** How long a producer trusts its reading of the ledger's backlog, while far from the limit. */
-export const BACKLOG_READING_TTL_MS = 250;
+/** A producer's lease on room under its limit lapses unless renewed within this time. */
+export const PRODUCER_LEASE_TTL_MS = 10_000;
 
-/** Share of the producers' limit from which every enqueue reads the backlog afresh. */
-export const BACKLOG_NEAR_LIMIT_SHARE = 0.5;
+/** A producer in use renews its leases at least this often, returning entries now in Redis. */
+export const PRODUCER_LEASE_RENEW_MS = 250;
+
+/** Share of the producers' limit a process asks for beyond its callers' needs, per renewal. */
+export const PRODUCER_LEASE_CHUNK_SHARE = 1 / 16;
 
 /** Stream entries an accepted job adds before any worker takes it: `added` and `waiting`. */
 export const ENTRIES_PER_ENQUEUED_JOB = 2;

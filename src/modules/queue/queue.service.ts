@@ -121,9 +121,9 @@ export class QueueService {
 
   /**
    * Runs `enqueue` unless the jobs must be refused before anything is written: Redis down (if so
-   * configured), ledger behind. The backlog gate counts the jobs until `enqueue` is over; a job
-   * in a caller's transaction reaches Redis only after that commits, and is counted until the
-   * gate's next reading, which may come before.
+   * configured), ledger behind. The backlog gate holds the jobs' entries in flight until
+   * `enqueue` is over; a job in a caller's transaction reaches Redis only after that commits,
+   * and may be reported as landed by the gate's next renewal, which may come before.
    */
   private async admitted<T>(jobs: ValidatedJob[], enqueue: () => Promise<T>): Promise<T> {
     if (this.registry.options.enqueueWhenRedisDown === 'refuse') {
