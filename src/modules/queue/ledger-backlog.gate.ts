@@ -71,10 +71,12 @@ export class LedgerBacklogGate implements OnApplicationShutdown {
   private following: Promise<void> | undefined;
   private redis: Redis | undefined;
   private failing = false;
+  private closed = false;
 
   constructor(@Inject(QUEUE_MODULE_OPTIONS) private readonly options: QueueModuleOptions) {}
 
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     clearTimeout(this.renewalTimer);
     await this.giveBackLeases();
     this.redis?.disconnect();
@@ -133,7 +135,7 @@ export class LedgerBacklogGate implements OnApplicationShutdown {
    * rather than hold room from the others until its lease lapses.
    */
   private scheduleRenewal(): void {
-    if (this.renewalTimer) {
+    if (this.renewalTimer || this.closed) {
       return;
     }
 
@@ -253,7 +255,7 @@ export class LedgerBacklogGate implements OnApplicationShutdown {
 
   private async renew(): Promise<void> {
     const sentAt = Date.now();
-    const requests = this.leaseRequests(sentAt);
+    const requests = this.closed ? [] : this.leaseRequests(sentAt);
     if (requests.length === 0) {
       return;
     }
