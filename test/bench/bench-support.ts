@@ -272,19 +272,32 @@ export async function produceInChild(
     inFlight: options.inFlight,
     bulkChunk: BULK_CHUNK,
   };
-  const { child, output } = spawnScript(PRODUCER_SCRIPT, {
-    ...env,
-    BENCH_PRODUCER: JSON.stringify(producerSpec),
-  });
+  const profileLabel = `${prefix}-producer`;
+  const { child, output } = spawnScript(
+    PRODUCER_SCRIPT,
+    { ...env, BENCH_PRODUCER: JSON.stringify(producerSpec) },
+    profileArgs(options, profileLabel),
+  );
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-  const line = output()
-    .split('\n')
-    .find((text) => text.startsWith('BENCH_RESULT '));
-  if (code !== 0 || !line) {
+  const result = taggedLine(output(), 'BENCH_RESULT');
+  if (code !== 0 || !result) {
     throw new Error(`the ${spec.side} producer failed (exit ${code}):\n${output()}`);
   }
 
-  return JSON.parse(line.slice('BENCH_RESULT '.length)) as EnqueuePhases;
+  // The producer's profile is summarised over its timed single enqueues.
+  const singleWindow = taggedLine(output(), 'BENCH_SINGLE_WINDOW');
+  if (singleWindow) {
+    writeProfileWindow(options, profileLabel, JSON.parse(singleWindow) as ProfileWindow);
+  }
+
+  return JSON.parse(result) as EnqueuePhases;
+}
+
+/** The JSON after `<tag> ` on the first line of a child's output that starts with it. */
+function taggedLine(output: string, tag: string): string | undefined {
+  const line = output.split('\n').find((text) => text.startsWith(`${tag} `));
+
+  return line?.slice(tag.length + 1);
 }
 
 export async function redisTimeMs(redis: Redis): Promise<number> {
@@ -570,10 +583,17 @@ export function profileArgs(options: BenchOptions, label: string): string[] {
  * Records which part of a profile belongs to the drain. V8 stamps profile samples with the
  * system's monotonic clock; the drain's ends are wall-clock (Redis) times, converted here.
  */
+/** Wall-clock ends of a measured phase and the jobs it handled. */
+export interface ProfileWindow {
+  fromMs: number;
+  toMs: number;
+  jobs: number;
+}
+
 export function writeProfileWindow(
   options: BenchOptions,
   label: string,
-  window: { fromMs: number; toMs: number; jobs: number },
+  window: ProfileWindow,
 ): void {
   if (!options.profileDir) {
     return;

@@ -83,9 +83,13 @@ async function measure({ sendOne, sendChunk }) {
   const singleLatencies = [];
   let cpuBefore = process.cpuUsage();
   let started = performance.now();
+  const singleFromMs = Date.now();
   await runConcurrently(spec.singleJobs, spec.inFlight, () => timed(sendOne, singleLatencies));
   const singleEnqueue = rate(spec.singleJobs, performance.now() - started);
   const singleEnqueueCpuUsPerJob = cpuUsPerJob(cpuBefore, spec.singleJobs);
+  // For a CPU profile of this process: the window of the timed singles, in wall-clock time.
+  const window = { fromMs: singleFromMs, toMs: Date.now(), jobs: spec.singleJobs };
+  process.stdout.write(`BENCH_SINGLE_WINDOW ${JSON.stringify(window)}\n`);
 
   const bulkLatencies = [];
   cpuBefore = process.cpuUsage();
