@@ -11,6 +11,9 @@ interface Waiting {
 /** Jobs per group; keeps a group's INSERT well inside the statement limits. */
 const MAX_GROUP = 500;
 
+/** Longest a small group waits for a send: bounds the wait while a send hangs (Redis gone). */
+const HOLD_MAX_MS = 20;
+
 /**
  * Groups concurrent single enqueues into one transaction and one send to Redis ("group
  * commit"). One group is written at a time, and what arrives meanwhile forms the next group,
@@ -18,10 +21,19 @@ const MAX_GROUP = 500;
  * Alone, a job waits for nothing; under load, each statement carries many rows. (Two writes at
  * once made a pattern of one large group and a stream of one-job groups, each paying a whole
  * transaction and a whole send.)
+ *
+ * A group no larger than the groups being sent waits until one of those sends is over (at most
+ * `HOLD_MAX_MS`): callers that enqueue one job after another come back together when their send
+ * is over, and starting a write for the few that came back early made every other group a
+ * one-job transaction that took as long as a full one.
  */
 export class EnqueueBatcher {
   private readonly waiting: Waiting[] = [];
   private writing = false;
+  /** Jobs of the groups being sent: their callers may be about to enqueue again. */
+  private sending = 0;
+  private holdTimer: NodeJS.Timeout | undefined;
+  private holdOver = false;
 
   /**
    * @param writeGroup - writes the jobs' rows in one transaction
@@ -46,9 +58,24 @@ export class EnqueueBatcher {
       return;
     }
 
+    if (this.waiting.length <= this.sending && !this.holdOver) {
+      this.holdTimer ??= setTimeout(() => this.endHold(), HOLD_MAX_MS);
+
+      return;
+    }
+
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    this.holdOver = false;
     const group = this.waiting.splice(0, MAX_GROUP);
     this.writing = true;
     void this.writeThenSend(group);
+  }
+
+  private endHold(): void {
+    this.holdTimer = undefined;
+    this.holdOver = true;
+    this.writeNextGroup();
   }
 
   private async writeThenSend(group: Waiting[]): Promise<void> {
@@ -57,18 +84,27 @@ export class EnqueueBatcher {
       outcome = await this.writeGroup(group.map((waiting) => waiting.job));
     } catch (error) {
       group.forEach((waiting) => waiting.reject(error));
-
-      return;
-    } finally {
       this.writing = false;
       this.writeNextGroup();
+
+      return;
     }
+
+    this.writing = false;
+    this.sending += group.length;
+    this.writeNextGroup();
 
     try {
       await this.sendGroup(outcome);
       group.forEach((waiting, index) => waiting.resolve(outcome.rows[index]));
     } catch (error) {
       group.forEach((waiting) => waiting.reject(error));
+    } finally {
+      // Runs after the callers' own continuations: those that enqueue again are waiting by then.
+      setImmediate(() => {
+        this.sending -= group.length;
+        this.writeNextGroup();
+      });
     }
   }
 }
