@@ -5,6 +5,7 @@ import request from 'supertest';
 import { DataSource } from 'typeorm';
 
 import { JobEntity } from '../src/entities';
+import { SEND_CHUNK_SIZE } from '../src/modules/queue/job-dispatcher.service';
 import { toBullPriority } from '../src/modules/queue/queue.constants';
 import { JobValidationError } from '../src/modules/queue/queue.errors';
 import { QueueService } from '../src/modules/queue/queue.service';
@@ -194,5 +195,29 @@ describe('the ledger of a job that ran in arrival order', () => {
       ['pending', 'processing', 1, 'event'],
       ['processing', 'completed', 1, 'event'],
     ]);
+  });
+});
+
+describe('a batch of a job type that runs in arrival order, larger than one send call', () => {
+  // No worker in this environment: the wait list keeps every job of the batch.
+  const shared = useTestEnvironment('fifobatch');
+
+  it('keeps a batch larger than one send call in arrival order in the wait list', async () => {
+    const producer = await shared.start({ roles: ['api'], config: { diagnosticJobs: true } });
+    const queue = getService(producer, QueueService);
+    const count = SEND_CHUNK_SIZE * 2 + 50;
+
+    const rows = await queue.enqueueMany(
+      Array.from({ length: count }, (_, i) => ({ jobType: FIFO, payload: { i } })),
+    );
+
+    const waitKey = `${shared.env.prefix}:${FIFO}:wait`;
+    const waiting = await waitFor('the whole batch in the wait list', async () => {
+      const list = await shared.env.redis.lrange(waitKey, 0, -1);
+
+      return list.length === count ? list : undefined;
+    });
+    // BullMQ pushes new jobs on the left of the wait list.
+    expect([...waiting].reverse()).toEqual(rows.map((row) => `job-${row.id}`));
   });
 });

@@ -1,6 +1,7 @@
 import { PoolConnection } from 'mysql2/promise';
 import { EntityManager } from 'typeorm';
 
+import { chunks } from '../../common/chunks';
 import { JobStatus } from '../../entities/job-status';
 import { runInOneCall, Statement } from '../database/multi-statement';
 import { rowValues } from '../database/sql-values';
@@ -381,13 +382,4 @@ function toRowState(record: RowRecord): LedgerRowState {
 
 export function placeholders(count: number): string {
   return Array(count).fill('?').join(', ');
-}
-
-export function chunks<T>(items: T[], size: number): T[][] {
-  const result: T[][] = [];
-  for (let index = 0; index < items.length; index += size) {
-    result.push(items.slice(index, index + size));
-  }
-
-  return result;
 }

@@ -2,10 +2,10 @@ import { Logger } from '@nestjs/common';
 import { JobsOptions } from 'bullmq';
 
 import { JobEntity } from '../../entities';
-import { JobDispatcher } from './job-dispatcher.service';
+import { JobDispatcher, SEND_CHUNK_SIZE } from './job-dispatcher.service';
 import { JobTypeDefinition } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
-import { toBullPriority } from './queue.constants';
+import { toBullJobId, toBullPriority } from './queue.constants';
 import { RESUMED_EXPONENTIAL_BACKOFF } from './resumed-backoff';
 
 interface SentJob {
@@ -145,6 +145,57 @@ describe('JobDispatcher', () => {
       await dispatcher.dispatch([row('report_generate', 0)]);
 
       expect(sent[0].opts.backoff).toBeUndefined();
+    });
+  });
+
+  describe('a large send', () => {
+    /** A queue that records each `addBulk` call and refuses the calls whose number is listed. */
+    function recordingDispatcher(refusedCalls: number[]) {
+      const calls: SentJob[][] = [];
+      const queue = {
+        addBulk: (jobs: SentJob[]) => {
+          calls.push(jobs);
+
+          return refusedCalls.includes(calls.length)
+            ? Promise.reject(new Error('connection lost'))
+            : Promise.resolve(jobs);
+        },
+      };
+      const registry = { ...fakeRegistry([]), queue: () => queue } as unknown as QueueRegistry;
+
+      return { calls, dispatcher: new JobDispatcher(registry) };
+    }
+
+    const rows = (count: number) => Array.from({ length: count }, () => row('report_generate', 0));
+
+    it(`goes in addBulk calls of at most ${SEND_CHUNK_SIZE} jobs, in order`, async () => {
+      const { calls, dispatcher: chunking } = recordingDispatcher([]);
+      const batch = rows(SEND_CHUNK_SIZE * 2 + 5);
+
+      const sentCount = await chunking.dispatch(batch);
+
+      expect(sentCount).toBe(batch.length);
+      expect(calls.map((call) => call.length)).toEqual([SEND_CHUNK_SIZE, SEND_CHUNK_SIZE, 5]);
+      expect(calls.flat().map((job) => job.opts.jobId)).toEqual(
+        batch.map((sentRow) => toBullJobId(sentRow.id)),
+      );
+    });
+
+    it('counts only the calls that arrived, and names the jobs of a refused one', async () => {
+      const { dispatcher: chunking } = recordingDispatcher([2]);
+      const batch = rows(SEND_CHUNK_SIZE * 2 + 5);
+
+      const sentCount = await chunking.dispatch(batch);
+
+      expect(sentCount).toBe(SEND_CHUNK_SIZE + 5);
+      expect(warn).toHaveBeenCalledWith(
+        expect.objectContaining({
+          jobIds: batch.slice(SEND_CHUNK_SIZE, SEND_CHUNK_SIZE * 2).map((refused) => refused.id),
+          error: 'connection lost',
+        }),
+      );
+      // Redis failed: the next send is left to the ledger's dispatcher at once.
+      expect(await chunking.dispatch(rows(1))).toBe(0);
     });
   });
 });

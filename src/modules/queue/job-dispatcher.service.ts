@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { JobsOptions } from 'bullmq';
 import Redis from 'ioredis';
 
+import { chunks } from '../../common/chunks';
 import { JobEntity } from '../../entities';
 import { isPrioritized } from './job-type.interface';
 import { QueueRegistry } from './queue-registry.service';
@@ -14,6 +15,11 @@ import { createRedisClient, withTimeout } from './redis-connection';
 const REDIS_RETRY_AFTER_MS = 3000;
 /** A PING this recent counts as proof that Redis is up. */
 const REDIS_HEALTH_TTL_MS = 1000;
+/**
+ * Jobs per `addBulk` call. BullMQ sends one call as one MULTI, which Redis runs only once all of
+ * it has arrived; calls of 100 in flight together let Redis run one while the next is encoded.
+ */
+export const SEND_CHUNK_SIZE = 100;
 
 /**
  * Sends ledger rows to their BullMQ queues. The BullMQ job id is derived from the row id, so a
@@ -73,8 +79,10 @@ export class JobDispatcher implements OnApplicationShutdown {
   }
 
   /**
-   * Sends rows with `addBulk`, one call per job type. A refusal is logged, not thrown: the
-   * rows are already committed and the ledger's dispatcher sends them later.
+   * Sends rows with `addBulk`, per job type, in calls of up to `SEND_CHUNK_SIZE` jobs that are
+   * in flight together (in order, on the queue's one connection). A refusal is logged, not
+   * thrown: the rows are already committed and the ledger's dispatcher sends them later; the
+   * job ids make a second send of the calls that did arrive a no-op.
    */
   async dispatch(rows: JobEntity[], refunded: ReadonlySet<number> = new Set()): Promise<number> {
     if (Date.now() < this.redisDownUntil) {
@@ -84,26 +92,48 @@ export class JobDispatcher implements OnApplicationShutdown {
 
     let sent = 0;
     for (const [jobType, group] of groupByType(rows)) {
-      try {
-        const adding = this.registry
-          .queue(jobType)
-          .addBulk(group.map((row) => this.toBullJob(row, refunded.has(row.id))));
-        // BullMQ waits for a connection without limit; a producer must not. A send that
-        // completes after the timeout is harmless: the job id makes a second send a no-op.
-        await withTimeout(adding, this.registry.options.dispatchTimeoutMs);
-        sent += group.length;
-      } catch (error) {
-        this.redisDownUntil = Date.now() + REDIS_RETRY_AFTER_MS;
-        this.logger.warn({
-          message: 'Redis refused jobs; the ledger dispatcher will send them again',
-          jobType,
-          jobIds: ids(group),
-          error: error instanceof Error ? error.message : String(error),
-        });
+      const calls = chunks(group, SEND_CHUNK_SIZE);
+      const outcomes = await Promise.allSettled(
+        calls.map((call) => this.sendChunk(jobType, call, refunded)),
+      );
+
+      const refused = calls.filter((_, index) => outcomes[index].status === 'rejected');
+      sent += group.length - refused.flat().length;
+      if (refused.length > 0) {
+        this.noteRefusal(jobType, refused.flat(), outcomes);
       }
     }
 
     return sent;
+  }
+
+  private async sendChunk(
+    jobType: string,
+    rows: JobEntity[],
+    refunded: ReadonlySet<number>,
+  ): Promise<void> {
+    const adding = this.registry
+      .queue(jobType)
+      .addBulk(rows.map((row) => this.toBullJob(row, refunded.has(row.id))));
+
+    // BullMQ waits for a connection without limit; a producer must not. A send that completes
+    // after the timeout is harmless: the job id makes a second send a no-op.
+    await withTimeout(adding, this.registry.options.dispatchTimeoutMs);
+  }
+
+  private noteRefusal(
+    jobType: string,
+    rows: JobEntity[],
+    outcomes: PromiseSettledResult<void>[],
+  ): void {
+    this.redisDownUntil = Date.now() + REDIS_RETRY_AFTER_MS;
+    const error = outcomes.find((outcome) => outcome.status === 'rejected')?.reason as unknown;
+    this.logger.warn({
+      message: 'Redis refused jobs; the ledger dispatcher will send them again',
+      jobType,
+      jobIds: ids(rows),
+      error: error instanceof Error ? error.message : String(error),
+    });
   }
 
   /**
