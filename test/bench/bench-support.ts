@@ -579,10 +579,6 @@ export function profileArgs(options: BenchOptions, label: string): string[] {
   return ['--cpu-prof', `--cpu-prof-dir=${directory}`];
 }
 
-/**
- * Records which part of a profile belongs to the drain. V8 stamps profile samples with the
- * system's monotonic clock; the drain's ends are wall-clock (Redis) times, converted here.
- */
 /** Wall-clock ends of a measured phase and the jobs it handled. */
 export interface ProfileWindow {
   fromMs: number;
@@ -590,6 +586,11 @@ export interface ProfileWindow {
   jobs: number;
 }
 
+/**
+ * Records which part of a profile belongs to the measured phase (the drain, or the producer's
+ * timed singles). V8 stamps profile samples with the system's monotonic clock; the phase's ends
+ * are wall-clock times, converted here.
+ */
 export function writeProfileWindow(
   options: BenchOptions,
   label: string,

@@ -33,7 +33,6 @@ export class EnqueueBatcher {
   /** Jobs of the groups being sent: their callers may be about to enqueue again. */
   private sending = 0;
   private holdTimer: NodeJS.Timeout | undefined;
-  private holdOver = false;
 
   /**
    * @param writeGroup - writes the jobs' rows in one transaction
@@ -58,41 +57,44 @@ export class EnqueueBatcher {
       return;
     }
 
-    if (this.waiting.length <= this.sending && !this.holdOver) {
+    if (this.waiting.length <= this.sending) {
       this.holdTimer ??= setTimeout(() => this.endHold(), HOLD_MAX_MS);
 
       return;
     }
 
+    this.startWrite();
+  }
+
+  /** The hold has lasted long enough: what waits is written, however small. */
+  private endHold(): void {
+    this.holdTimer = undefined;
+    if (!this.writing && this.waiting.length > 0) {
+      this.startWrite();
+    }
+  }
+
+  private startWrite(): void {
     clearTimeout(this.holdTimer);
     this.holdTimer = undefined;
-    this.holdOver = false;
     const group = this.waiting.splice(0, MAX_GROUP);
     this.writing = true;
     void this.writeThenSend(group);
-  }
-
-  private endHold(): void {
-    this.holdTimer = undefined;
-    this.holdOver = true;
-    this.writeNextGroup();
   }
 
   private async writeThenSend(group: Waiting[]): Promise<void> {
     let outcome: InsertOutcome;
     try {
       outcome = await this.writeGroup(group.map((waiting) => waiting.job));
+      this.sending += group.length;
     } catch (error) {
       group.forEach((waiting) => waiting.reject(error));
-      this.writing = false;
-      this.writeNextGroup();
 
       return;
+    } finally {
+      this.writing = false;
+      this.writeNextGroup();
     }
-
-    this.writing = false;
-    this.sending += group.length;
-    this.writeNextGroup();
 
     try {
       await this.sendGroup(outcome);

@@ -97,10 +97,11 @@ export class JobDispatcher implements OnApplicationShutdown {
         calls.map((call) => this.sendChunk(jobType, call, refunded)),
       );
 
-      const refused = calls.filter((_, index) => outcomes[index].status === 'rejected');
-      sent += group.length - refused.flat().length;
-      if (refused.length > 0) {
-        this.noteRefusal(jobType, refused.flat(), outcomes);
+      const refused = calls.filter((_, index) => outcomes[index].status === 'rejected').flat();
+      sent += group.length - refused.length;
+      const rejection = outcomes.find((outcome) => outcome.status === 'rejected');
+      if (rejection) {
+        this.noteRefusal(jobType, refused, rejection.reason);
       }
     }
 
@@ -121,13 +122,8 @@ export class JobDispatcher implements OnApplicationShutdown {
     await withTimeout(adding, this.registry.options.dispatchTimeoutMs);
   }
 
-  private noteRefusal(
-    jobType: string,
-    rows: JobEntity[],
-    outcomes: PromiseSettledResult<void>[],
-  ): void {
+  private noteRefusal(jobType: string, rows: JobEntity[], error: unknown): void {
     this.redisDownUntil = Date.now() + REDIS_RETRY_AFTER_MS;
-    const error = outcomes.find((outcome) => outcome.status === 'rejected')?.reason as unknown;
     this.logger.warn({
       message: 'Redis refused jobs; the ledger dispatcher will send them again',
       jobType,
